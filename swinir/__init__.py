@@ -1,0 +1,1 @@
+"""SwinIR image restoration (Liang et al., ICCV Workshops 2021)."""
