@@ -42,3 +42,7 @@ class DownloadError(SwinIRError):
 
 class ChecksumError(DownloadError):
     """A downloaded or cached file failed verification (size, SHA-256 or state-dict keys/shapes)."""
+
+
+class CheckpointError(SwinIRError):
+    """A checkpoint could not be read, or does not hold a SwinIR state dict."""
