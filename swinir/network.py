@@ -518,6 +518,16 @@ class SwinIR(nn.Module):
             raise ValueError(f"embed_dim {embed_dim} is not divisible by every num_heads {list(num_heads)}")
         if unshuffle > 1 and not upsampler:
             raise ValueError("unshuffle needs an upsampling head")
+        self.config = {  # the constructor arguments, as plain values (saved into our checkpoints)
+            "img_size": list(img_size) if isinstance(img_size, Sequence) else int(img_size),
+            "patch_size": patch_size, "in_chans": in_chans, "embed_dim": embed_dim,
+            "depths": list(depths), "num_heads": list(num_heads), "window_size": window_size,
+            "mlp_ratio": float(mlp_ratio), "qkv_bias": bool(qkv_bias), "qk_scale": qk_scale,
+            "drop_rate": drop_rate, "attn_drop_rate": attn_drop_rate, "drop_path_rate": drop_path_rate,
+            "ape": bool(ape), "patch_norm": bool(patch_norm), "use_checkpoint": bool(use_checkpoint),
+            "upscale": upscale, "img_range": float(img_range), "upsampler": upsampler,
+            "resi_connection": resi_connection, "unshuffle": unshuffle,
+        }
         self.img_range = img_range
         self.upscale = upscale
         self.upsampler = upsampler
