@@ -81,6 +81,10 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> tuple[dict[str, Tensor], d
         raise CheckpointError(f"cannot read checkpoint '{path}': the file is empty")
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):  # zip archive or legacy pickle
+        raise CheckpointError(f"cannot read checkpoint '{path}': not a PyTorch checkpoint file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -97,7 +101,7 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> tuple[dict[str, Tensor], d
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot read checkpoint '{path}': the file is truncated or corrupt ({first})") from None
     except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise CheckpointError(f"cannot read checkpoint '{path}': {type(exc).__name__}: {exc}") from None
+        raise CheckpointError(f"cannot read checkpoint '{path}': the file is truncated or corrupt ({type(exc).__name__})") from None
     metadata: dict[str, Any] = {}
     if isinstance(obj, Mapping) and isinstance(obj.get(METADATA_KEY), Mapping):
         metadata = dict(obj[METADATA_KEY])
