@@ -46,3 +46,32 @@ class ChecksumError(DownloadError):
 
 class CheckpointError(SwinIRError):
     """A checkpoint could not be read, or does not hold a SwinIR state dict."""
+
+
+class ImageReadError(SwinIRError):
+    """An image file could not be read; the message names the file and the problem.
+
+    Example: ``cannot read 'photo.jpg': truncated or corrupt image data``.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())  # always a single line
+        super().__init__(f"cannot read '{self.path}': {self.reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        """Pickle by (path, reason) so the error survives multiprocessing workers."""
+        return (type(self), (self.path, self.reason))
+
+
+class ImageWriteError(SwinIRError):
+    """An image could not be encoded or written; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"cannot write '{self.path}': {self.reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        """Pickle by (path, reason) so the error survives multiprocessing workers."""
+        return (type(self), (self.path, self.reason))
