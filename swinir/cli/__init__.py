@@ -1,0 +1,80 @@
+"""The ``swinir`` command line: a thin layer over the Python API.
+
+Each command lives in its own module (``swinir/cli/<command>.py``) and is imported only when it
+runs, so ``swinir --help`` stays fast.  User errors (:class:`~swinir.errors.SwinIRError`) are
+printed as one line on stderr with exit status 2, never as a traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from typing import Any
+
+import click
+
+# command name -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "restore": ("restore", "restore", "Restore images: upscale, denoise, remove JPEG artifacts."),
+    "eval": ("evaluate", "evaluate", "Measure a model with the paper's protocol on a folder of clean images."),
+    "compare": ("evaluate", "compare", "Write a figure of aligned crops from several methods."),
+    "train": ("train", "train", "Train a model from a YAML config."),
+    "prepare": ("train", "prepare", "Crop large training images into overlapping sub-images."),
+    "degrade": ("degrade", "degrade", "Apply a training degradation to a folder of images."),
+    "models": ("models", "models", "List the model zoo."),
+    "info": ("models", "info", "Show the architecture detected in a checkpoint."),
+    "export": ("export", "export", "Export a model to ONNX."),
+    "serve": ("serve", "serve", "Run the local web app."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._available(name)]
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module = COMMANDS[name][0]
+        return importlib.util.find_spec(f"swinir.cli.{module}") is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"swinir.cli.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="swinir")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+def cli(verbose: int) -> None:
+    """SwinIR image restoration: restore, evaluate and train."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error and exit (for the command modules)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from ..errors import SwinIRError
+
+    try:
+        return cli.main(args=argv, prog_name="swinir", standalone_mode=True)
+    except SwinIRError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,49 @@
+"""``swinir models`` and ``swinir info``."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--task", default=None, help="Only models for this task (e.g. classical_sr, color_dn).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(task: str | None, as_json: bool) -> None:
+    """List the model zoo: name, task, level, parameters, and whether it is available offline."""
+    from .. import zoo
+
+    rows = []
+    for entry in zoo.list_models(task):
+        level = f"x{entry.scale}" if entry.scale > 1 else f"sigma{entry.noise}" if entry.noise else f"q{entry.jpeg}"
+        status = "bundled" if entry.bundled else ("cached" if zoo.cached_path(entry) else "download")
+        rows.append({"name": entry.name, "task": entry.task, "level": level, "params": entry.params, "status": status})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    width = max(len(r["name"]) for r in rows) if rows else 10
+    click.echo(f"{'name':<{width}}  {'task':<15} {'level':<8} {'params':>10}  status")
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['task']:<15} {r['level']:<8} {r['params'] / 1e6:>9.2f}M  {r['status']}")
+
+
+@click.command()
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(source: str, as_json: bool) -> None:
+    """Show the architecture detected in a checkpoint file (or zoo name)."""
+    from ..checkpoint import guess_task, load_model
+
+    model = load_model(source)
+    arguments = dict(model.config)
+    arguments.pop("use_checkpoint", None)
+    params = sum(p.numel() for p in model.parameters())
+    report = {"source": source, "task": guess_task(arguments), "scale": model.scale, "params": params, "arguments": arguments}
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    click.echo(f"source:     {source}")
+    click.echo(f"task:       {report['task']} (x{model.scale})")
+    click.echo(f"parameters: {params:,}")
+    for key, value in arguments.items():
+        click.echo(f"  {key:<16} {value}")
