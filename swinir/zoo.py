@@ -55,7 +55,6 @@ __all__ = [
     "fetch",
     "entry_url",
     "verify_checkpoint",
-    "unwrap_state_dict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -589,46 +588,18 @@ def fetch(
 # State-dict verification
 # --------------------------------------------------------------------------------------------
 
-_WRAPPERS = ("params_ema", "params", "state_dict", "model")
-
-
-def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """The bare state dict inside a checkpoint.
-
-    Unwraps ``params_ema`` (preferred), ``params``, ``state_dict`` and ``model`` containers
-    (repeatedly, e.g. ``{"model": {"state_dict": ...}}``) and removes ``module.`` prefixes left
-    by DataParallel / DistributedDataParallel.
-    """
-    current: Any = checkpoint
-    for _ in range(len(_WRAPPERS) + 1):
-        if not isinstance(current, Mapping):
-            break
-        inner = next((current[key] for key in _WRAPPERS
-                      if key in current and isinstance(current[key], Mapping)), None)
-        if inner is None:
-            break
-        current = inner
-    if not isinstance(current, Mapping):
-        raise TypeError(f"checkpoint holds a {type(current).__name__}, not a state dict")
-    state: dict[str, Any] = {}
-    for key, value in current.items():
-        key = str(key)
-        while key.startswith("module."):
-            key = key[len("module."):]
-        state[key] = value
-    return state
-
-
 def _read_shapes(path: Path, *, safetensors: bool) -> dict[str, tuple[int, ...]]:
     """Key -> shape of every tensor in a checkpoint file."""
+    import torch
+
+    from .checkpoint import unwrap_state_dict
+
     if safetensors:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
-            raw = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
-        return {key: shape for key, shape in unwrap_state_dict(raw).items()}
-
-    import torch
+            raw = {key: torch.empty(handle.get_slice(key).get_shape(), device="meta") for key in handle.keys()}
+        return {key: tuple(value.shape) for key, value in unwrap_state_dict(raw).items()}
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

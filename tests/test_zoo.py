@@ -239,10 +239,13 @@ def test_entries_reject_paths_as_file_names() -> None:
 
 
 def test_unwrap_state_dict() -> None:
-    weights = {"a": torch.zeros(1)}
-    assert zoo.unwrap_state_dict(weights) == weights
-    assert zoo.unwrap_state_dict({"params": {"module.a": 1}, "params_ema": {"module.b": 2}}) == {"b": 2}
-    assert zoo.unwrap_state_dict({"model": {"state_dict": {"module.module.c": 3}}}) == {"c": 3}
+    from swinir.checkpoint import unwrap_state_dict
+
+    a, b, c = torch.zeros(1), torch.ones(1), torch.full((1,), 3.0)
+    weights = {"a": a}
+    assert unwrap_state_dict(weights) == weights
+    assert unwrap_state_dict({"params": {"module.a": a}, "params_ema": {"module.b": b}}) == {"b": b}
+    assert unwrap_state_dict({"model": {"state_dict": {"module.module.c": c}}}) == {"c": c}
 
 
 # ----------------------------------------------------------------------------------------------
