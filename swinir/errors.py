@@ -75,3 +75,11 @@ class ImageWriteError(SwinIRError):
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         """Pickle by (path, reason) so the error survives multiprocessing workers."""
         return (type(self), (self.path, self.reason))
+
+
+class ConfigError(SwinIRError):
+    """A training config is invalid: unknown key, wrong type, bad value or missing folder.
+
+    The message is one line naming the key, e.g.
+    ``config: unknown key 'train.lr_rate' (did you mean 'train.lr'?)``.
+    """
