@@ -148,7 +148,7 @@ def test_cached_bias_follows_weight_updates() -> None:
         for block in model.layers[0].residual_group.blocks:
             block.attn.relative_position_bias_table.add_(torch.randn_like(block.attn.relative_position_bias_table))
         after = model(x)
-        model._mask_cache.clear()
+        model._geometry_cache.clear()
         for block in model.layers[0].residual_group.blocks:
             block.attn._bias_cache = None
         fresh = model(x)
