@@ -441,6 +441,26 @@ def resolve_folders(config: Config, bases: list[Path]) -> None:
     config.data.train_lq = resolved.get("data.train_lq")
     config.val.folder = resolved.get("val.folder")
     config.val.lq = resolved.get("val.lq")
+    if config.init:
+        _check_init(config.init, bases)
+
+
+def _check_init(init: str, bases: list[Path]) -> None:
+    """``init`` must be an existing file or a zoo name (downloaded only when training starts)."""
+    path = Path(os.path.expanduser(init))
+    if path.is_absolute() and path.is_file():
+        return
+    if not path.is_absolute():
+        for base in bases:
+            if (base / path).is_file():
+                return
+    from .errors import ZooError
+    from .zoo import get_entry
+
+    try:
+        get_entry(init)
+    except ZooError as exc:
+        raise ConfigError(f"config: init: no such file, and {exc}") from None
 
 
 def load_config(
