@@ -737,7 +737,8 @@ def open_method(
     """The method and protocol for ``--model`` and the task options of ``swinir eval``.
 
     ``model`` is a checkpoint path, a zoo name, ``bicubic``, ``noisy``, ``jpeg`` or None (the
-    best model available offline for ``task``).  For a network, the task and scale default to
+    best model available offline for ``task``: classical SR x4 when nothing is given, colour
+    denoising / JPEG when only ``noise`` / ``jpeg`` is).  For a network, the task and scale default to
     what the model was trained for (:func:`swinir.checkpoint.guess_task`, ``model.scale``), and the
     noise level / JPEG quality of official models to the one in their name.  For ``noisy`` and
     ``jpeg`` without ``task``, gray or colour follows ``sample_image``.
@@ -764,9 +765,11 @@ def open_method(
             raise SwinIRError(f"--model {kind} measures the degraded input of {' / '.join(family)}, not {task}")
         return InputMethod(kind), Protocol(task, None, noise, jpeg, y_rounding)
 
-    if model is None:
+    if model is None:  # the best model available offline, as `swinir restore` picks it
         if task is None:
-            raise SwinIRError("give --model (a checkpoint, zoo name or bicubic/noisy/jpeg) or --task")
+            task = "color_dn" if noise is not None else "color_jpeg" if jpeg is not None else "classical_sr"
+        if task in SR_TASKS and scale is None:
+            scale = 4
         model = _default_model(task, scale, noise, jpeg)
     facts = _zoo_levels(model)
     net = load_checkpoint(model, method_options.get("device") or "cpu")

@@ -231,7 +231,7 @@ def compare_methods(
         out = method(sample.lq, protocol)
         panels.append(Panel(method.name, out, _caption(measure(out, gt, protocol), protocol)))
         compared.append(out)
-    panels.append(Panel("Ground truth", gt, "PSNR / SSIM (whole image)"))
+    panels.append(Panel("Ground truth", gt, f"scores: whole-image {'Y-' if protocol.is_sr else ''}PSNR/SSIM"))
 
     if box is None:
         box = default_box(compared, gt, box_size, align=s)

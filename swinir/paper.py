@@ -315,6 +315,7 @@ def reproduce(
     padding: str = "paper",
     progress: bool = False,
     on_failure: Optional[Callable[[Failure], None]] = None,
+    on_model_failure: Optional[Callable[[Failure], None]] = None,
     on_result: Optional[Callable[[EvalResult, list[ComparisonRow]], None]] = None,
 ) -> PaperReport:
     """Run every official model of ``task`` that the paper reports on the test sets under ``root``.
@@ -329,7 +330,8 @@ def reproduce(
         ensemble: self-ensemble, compared against the paper's SwinIR+ rows where they exist.
         y_rounding, device, tile, tile_overlap, precision, padding: the evaluation options.
         progress: tqdm bars on stderr.
-        on_failure: called for each image or model that fails.
+        on_failure: called for each image that cannot be evaluated.
+        on_model_failure: called for each model that cannot be loaded (``file`` is its name).
         on_result: called after each model/test-set evaluation with its comparison rows.
 
     Raises:
@@ -359,8 +361,8 @@ def reproduce(
         except SwinIRError as exc:
             failure = Failure(model_name, str(exc).splitlines()[0])
             report.model_failures.append(failure)
-            if on_failure is not None:
-                on_failure(failure)
+            if on_model_failure is not None:
+                on_model_failure(failure)
             continue
         for row in rows:
             protocol = row.protocol(y_rounding)

@@ -132,7 +132,7 @@ def _paper_markdown(report: Any) -> str:
 
 
 def _warn_failure(failure: Any) -> None:
-    click.echo(f"skipped {failure.error}", err=True)
+    click.echo(f"skipped: {failure.error}", err=True)
 
 
 @click.command()
@@ -265,12 +265,14 @@ def _run_paper(task: str, root: Optional[str], datasets: tuple[str, ...], model:
         for line in _paper_lines(rows):
             click.echo(line)
 
+    def on_model_failure(failure: Any) -> None:
+        reason = failure.error if failure.file in failure.error else f"{failure.file}: {failure.error}"
+        click.echo(f"model not run: {reason}", err=True)
+
     click.echo(_paper_header())
     report = reproduce(task, root, ensemble=ensemble, y_rounding=y_rounding, device=device, tile=tile,
                        tile_overlap=tile_overlap, precision=precision, padding=padding, progress=True,
-                       on_failure=_warn_failure, on_result=on_result)
-    for failure in report.model_failures:
-        click.echo(f"model not run: {failure.file}: {failure.error}", err=True)
+                       on_failure=_warn_failure, on_model_failure=on_model_failure, on_result=on_result)
     if json_path is not None:
         _echo_json(json_path, report.to_dict())
     if markdown_path is not None:
@@ -287,7 +289,8 @@ def _run_paper(task: str, root: Optional[str], datasets: tuple[str, ...], model:
 @click.option("--scale", type=int, default=None)
 @click.option("--noise", type=float, default=None)
 @click.option("--jpeg", type=int, default=None)
-@click.option("--box", default=None, help="Crop x,y,w,h in ground-truth pixels (default: where the models differ most).")
+@click.option("--box", default=None,
+              help="Crop x,y,w,h in ground-truth pixels (default: where the models differ most).")
 @click.option("--box-size", type=int, default=None, help="Side of the automatic crop box (default: 1/4 of the image).")
 @click.option("--panel-size", type=int, default=256, show_default=True, help="Approximate crop size in the figure.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Figure PNG to write.")
