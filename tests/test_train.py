@@ -202,6 +202,11 @@ def test_smoke_config_trains(tmp_path: Path) -> None:
     assert {"iteration", "lr", "time"} <= set(log[0])
     for name in ("model.pth", "model.safetensors", "model_best.pth", "best.json", "config.yaml"):
         assert (run / name).is_file()
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return
+    assert list(run.glob("events.out.tfevents.*"))
 
 
 def test_resume_is_bit_exact(images: Path, tmp_path: Path) -> None:
@@ -283,7 +288,9 @@ def test_existing_checkpoints_need_resume(images: Path, tmp_path: Path) -> None:
 
 
 def test_checkpoint_contents(images: Path, tmp_path: Path) -> None:
-    train(cfg(images, **{"train.iterations": 3}), run_dir=tmp_path)
+    train(cfg(images, **{"train.iterations": 3, "train.checkpoint_every": 1, "train.keep_checkpoints": 2}),
+          run_dir=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_00000002.pt", "iter_00000003.pt"]
     state = torch.load(tmp_path / "checkpoints/iter_00000003.pt", weights_only=True)
     assert state["iteration"] == 3 and state["data"]["next_iteration"] == 3
     assert {"python", "numpy", "torch"} <= set(state["rng"])
@@ -320,6 +327,48 @@ def test_fine_tune_reuses_compatible_tensors(images: Path, tmp_path: Path, caplo
     other = SwinIR(upscale=1, in_chans=1, window_size=5, depths=[1], embed_dim=6, num_heads=[3])
     with pytest.raises(ConfigError, match="no tensor"):
         load_init_weights(other, str(source))
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(images: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(tiny(images, **{"train.iterations": 100000, "train.checkpoint_every": 100000,
+                                                   "val.folder": None})))
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "swinir", "train", str(path), "--run-dir", str(run)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            log = run / "log.jsonl"
+            if log.exists() and len(log.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err
+    found = find_resume_checkpoint(run)
+    assert found is not None
+    stopped_at = found[1]["iteration"]
+    assert stopped_at >= 3 and not (run / "model.pth").exists()
+    result = train(cfg(images, **{"train.iterations": stopped_at + 2, "val.folder": None}), run_dir=run, resume=True)
+    assert result.iteration == stopped_at + 2 and (run / "model.pth").is_file()
+
+
+def test_mixed_precision_checkpointing_and_clipping_run(images: Path, tmp_path: Path) -> None:
+    config = cfg(images, **{"train.iterations": 2, "train.precision": "bf16", "model.use_checkpoint": True,
+                            "train.grad_clip": 0.5, "train.loss": "charbonnier", "val.folder": None})
+    result = train(config, run_dir=tmp_path)
+    assert result.iteration == 2 and all(np.isfinite(v) for _, v in result.losses)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA"):
+        train(cfg(images, **{"train.precision": "fp16", "train.device": "cpu"}), run_dir=tmp_path / "fp16")
 
 
 # --------------------------------------------------------------------------------------------
