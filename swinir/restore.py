@@ -88,9 +88,14 @@ def select_device(device: Union[str, torch.device, None] = "auto") -> torch.devi
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise SwinIRError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N, mps or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SwinIRError("--device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SwinIRError(f"--device {dev} requested but only {torch.cuda.device_count()} CUDA GPU(s) exist")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise SwinIRError("--device mps requested but Apple MPS is not available (use --device cpu or auto)")
     return dev
@@ -363,6 +368,8 @@ class Restorer:
         from .color import rgb2ycbcr, ycbcr2rgb
         from .imresize import imresize
 
+        if alpha_mode not in ("auto", "model"):
+            raise SwinIRError(f"alpha_mode must be 'auto' or 'model', got {alpha_mode!r}")
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
             raise SwinIRError(f"expected an HW or HWC image with 1-4 channels, got shape {image.shape}")
         if image.shape[0] == 0 or image.shape[1] == 0:
@@ -404,11 +411,13 @@ class Restorer:
                 new_alpha = imresize(alpha, s)
             restored = np.concatenate([restored, new_alpha[:, :, None]], axis=2)
 
-        restored = np.clip(restored, 0.0, 1.0)
+        # In place: the float result is the largest array here (output size × 4 bytes).
+        restored = np.clip(restored, 0.0, 1.0, out=restored if restored.dtype == np.float32 else None)
         if peak != 1.0:
-            restored = np.rint(restored * peak).astype(dtype)
+            restored *= peak
+            restored = np.rint(restored, out=restored).astype(dtype)
         else:
-            restored = restored.astype(dtype)
+            restored = restored.astype(dtype, copy=False)
         return restored[:, :, 0] if squeeze else restored
 
     def _restore_planes(self, planes: np.ndarray) -> np.ndarray:

@@ -1,0 +1,211 @@
+"""``swinir restore``: restore files and folders into an output folder.
+
+A thin wrapper around :mod:`swinir.batch` (planning, model choice, per-file errors, summary) and
+:class:`swinir.restore.Restorer` (tiling, ensemble, precision).  Heavy imports happen inside the
+command so ``swinir restore --help`` stays fast.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+# Kept in sync with swinir.restore.PADDING_MODES (checked by the tests) without importing torch.
+PADDING_CHOICES = ("symmetric", "reflect", "replicate", "paper")
+FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
+
+
+def _parse_tile(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        tile = int(text)
+    except ValueError:
+        raise click.BadParameter("use a number of pixels, 0 (whole images) or auto") from None
+    if tile < 0:
+        raise click.BadParameter("must be 0 or positive")
+    return tile
+
+
+def _parse_memory(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[int]:
+    if value is None:
+        return None
+    from ..batch import parse_size
+    from ..errors import SwinIRError
+
+    try:
+        return parse_size(value)
+    except SwinIRError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if "/" in value or "\\" in value or value in (".", ".."):
+        raise click.BadParameter("must not contain path separators")
+    return value
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (created if needed); results keep their relative paths and names.")
+@click.option("--model", "model_spec", metavar="NAME|PATH", default=None,
+              help="Zoo name (downloaded on first use) or checkpoint file.")
+@click.option("--task", default=None, metavar="TASK",
+              help="classical_sr, lightweight_sr, real_sr, gray_dn, color_dn, gray_jpeg or color_jpeg "
+                   "(default classical_sr); picks the best model available offline.")
+@click.option("--scale", type=click.IntRange(min=1), default=None, help="Upscaling factor (SR tasks; default 4).")
+@click.option("--noise", type=click.IntRange(min=1), default=None, help="Noise level sigma (denoising).")
+@click.option("--jpeg", type=click.IntRange(1, 100), default=None, help="JPEG quality (artifact reduction).")
+@click.option("--large", is_flag=True, help="The large (SwinIR-L) model where one exists.")
+@click.option("--tile", default="auto", callback=_parse_tile, show_default=True, metavar="N|auto|0",
+              help="Tile size in input pixels (a multiple of the window size); 0 = whole images; "
+                   "auto = whole images when they fit in memory, else the largest tile that does.")
+@click.option("--tile-overlap", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Overlap between tiles (blended, so no seams show).")
+@click.option("--tile-batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Tiles processed together.")
+@click.option("--max-memory", callback=_parse_memory, default=None, metavar="SIZE",
+              help="Memory budget for --tile auto, e.g. 512M or 2G (default: half the free memory).")
+@click.option("--ensemble", is_flag=True, help="Average the 8 flips/rotations (slower, slightly better).")
+@click.option("--device", default="auto", show_default=True, metavar="cpu|cuda|mps|auto",
+              help="Where to run the model (cuda:N picks a GPU).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+              help="Arithmetic precision; fp16/bf16 fall back to fp32 wherever they overflow.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+@click.option("--padding", type=click.Choice(PADDING_CHOICES), default="symmetric", show_default=True,
+              help="How images are padded to the window size; paper = the official test script.")
+@click.option("--alpha", "alpha_mode", type=click.Choice(["auto", "model"]), default="auto", show_default=True,
+              help="auto: alpha is resized (SR) or kept; model: alpha is restored by the model too.")
+@click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Final size as a multiple of the input size (resized bicubically after the model).")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES, case_sensitive=False), default="png",
+              show_default=True, help="Output format (jpg has no alpha: transparency is flattened onto white).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--suffix", default="", callback=_parse_suffix, help="Added to output file names, e.g. _x4.")
+@click.option("-r", "--recursive", is_flag=True, help="Include images in sub-folders of input folders.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (they are skipped otherwise).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary (failures are still reported).")
+@click.pass_context
+def restore(
+    ctx: click.Context,
+    inputs: tuple[Path, ...],
+    outdir: Path,
+    model_spec: Optional[str],
+    task: Optional[str],
+    scale: Optional[int],
+    noise: Optional[int],
+    jpeg: Optional[int],
+    large: bool,
+    tile: Any,
+    tile_overlap: int,
+    tile_batch: int,
+    max_memory: Optional[int],
+    ensemble: bool,
+    device: str,
+    precision: str,
+    threads: Optional[int],
+    padding: str,
+    alpha_mode: str,
+    outscale: Optional[float],
+    fmt: str,
+    quality: int,
+    suffix: str,
+    recursive: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Restore images (files and/or folders) into OUTDIR: upscale, denoise, remove JPEG artifacts.
+
+    Outputs keep relative paths and names (PNG by default), keep alpha, gray and 16-bit depth,
+    and never replace an input.  Existing outputs are skipped unless --overwrite.  Exit status:
+    0 when nothing failed, 1 when some file failed, 2 for a usage or model error, 130 when
+    interrupted.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from ..batch import BatchRestorer, FileResult, Job, plan_jobs
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    jobs = plan_jobs(inputs, outdir, recursive=recursive, format=fmt, suffix=suffix, overwrite=overwrite)
+    if not jobs:
+        click.echo(f"warning: no images found in {', '.join(map(str, inputs))}", err=True)
+        return
+    pending = sum(job.status == "pending" for job in jobs)
+
+    try:
+        restorer = _make_restorer(
+            pending, model_spec, task=task, scale=scale, noise=noise, jpeg=jpeg, large=large, device=device,
+            precision=precision, tile=tile, tile_overlap=tile_overlap, ensemble=ensemble, padding=padding,
+            max_memory=max_memory, tile_batch=tile_batch)
+    except KeyboardInterrupt:
+        click.echo("interrupted while loading the model; nothing was written", err=True)
+        ctx.exit(130)
+
+    disable = True if quiet else None  # None: tqdm shows bars only on a terminal
+    images_bar = tqdm(total=pending, unit="img", desc="images", file=sys.stderr, disable=disable,
+                      dynamic_ncols=True)
+    tiles_bar = tqdm(total=0, unit="tile", desc="tiles", file=sys.stderr, position=1, leave=False,
+                     disable=disable, dynamic_ncols=True)
+    pending_sources = {job.source for job in jobs if job.status == "pending"}
+
+    def tile_progress(done: int, total: int) -> None:
+        if tiles_bar.total != total or done < tiles_bar.n:  # a new image (or pass)
+            tiles_bar.reset(total=total)
+        tiles_bar.update(done - tiles_bar.n)
+
+    def on_start(job: Job, index: int, count: int) -> None:
+        images_bar.set_postfix_str(str(job.relative), refresh=False)
+
+    def on_result(result: FileResult) -> None:
+        if result.status == "failed":
+            tqdm.write(f"error: {result.source}: {result.reason}", file=sys.stderr)
+        if result.source in pending_sources:
+            images_bar.update(1)
+
+    if restorer is not None:
+        restorer.progress = tile_progress
+    runner = BatchRestorer(restorer, outscale=outscale, alpha_mode=alpha_mode, format=fmt, quality=quality,
+                           on_start=on_start, on_result=on_result)
+    try:
+        summary = runner.run(jobs)
+    except KeyboardInterrupt:
+        tiles_bar.close()
+        images_bar.close()
+        click.echo(runner.summary.format(), err=True)
+        ctx.exit(130)
+    tiles_bar.close()
+    images_bar.close()
+    if not quiet:
+        click.echo(summary.format(), err=True)
+    if not summary.ok:
+        ctx.exit(1)
+
+
+
+def _make_restorer(pending: int, model_spec: Optional[str], *, task: Optional[str], scale: Optional[int],
+                   noise: Optional[int], jpeg: Optional[int], large: bool, device: str, precision: str,
+                   **engine: Any) -> Any:
+    """The Restorer for this run, or None when no job needs one (so no model is loaded)."""
+    if not pending:
+        return None
+    from ..batch import choose_model, open_model
+    from ..errors import SwinIRError
+    from ..restore import Restorer, select_device
+
+    if model_spec is None:
+        choice = choose_model(task, scale, noise, jpeg, large=large)
+        if choice.notice:
+            click.echo(choice.notice, err=True)
+        model_spec = choice.spec
+    torch_device = select_device(device)
+    model = open_model(model_spec, torch_device, precision)
+    model_scale = int(getattr(model, "scale", 1))
+    if scale is not None and model_scale != scale:
+        raise SwinIRError(f"the model {model_spec} upscales x{model_scale}, not x{scale} as --scale asks")
+    return Restorer(model, device=torch_device, precision=precision, **engine)
