@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def train(config_file: Path, overrides: tuple[str, ...], run_dir: Path | None, r
     from ..train import train as run_training
 
     logger = logging.getLogger("swinir")
-    if logger.getEffectiveLevel() > logging.INFO:
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports progress
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    elif logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
     config = load_config(config_file, overrides)
     result = run_training(config, run_dir=run_dir, resume=resume)
