@@ -173,10 +173,14 @@ class RestorationDataset(Dataset):
     def _read(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
         gt = load_training_image(self.files[index], self.task)
         lq = None
-        if self.lq_files is not None:
-            lq = load_training_image(self.lq_files[index], self.task)
         if self.sr:
             gt = modcrop(gt, self.scale)
+        if self.lq_files is not None:
+            lq = load_training_image(self.lq_files[index], self.task)
+            expected = (gt.shape[0] // self.scale, gt.shape[1] // self.scale)
+            if lq.shape[:2] != expected:
+                raise ConfigError(f"data.train_lq: '{self.lq_files[index].name}' is {lq.shape[1]}x{lq.shape[0]}, "
+                                  f"expected {expected[1]}x{expected[0]} (1/{self.scale} of '{self.files[index].name}')")
         return gt, lq
 
     def _images(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -284,6 +288,11 @@ class _WorkerSeeder:
         self.seed, self.start, self.rank = seed, start_iteration, rank
 
     def __call__(self, worker_id: int) -> None:
+        import signal
+
+        # Ctrl-C is for the main process, which stops at an iteration boundary and shuts the
+        # workers down; a worker dying on SIGINT would break the batch being fetched.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         seq = np.random.SeedSequence([self.seed, self.start, self.rank, worker_id])
         state = seq.generate_state(2)
         random.seed(int(state[0]))

@@ -466,8 +466,12 @@ class _Trainer:
             else:
                 path, self.state = found
                 log.warning("resuming from %s (iteration %d)", path, self.state["iteration"])
-                saved_model = self.state["config"].get("model", {})
-                if saved_model != config_to_dict(config)["model"]:
+                saved_model = dict(self.state["config"].get("model", {}))
+                current = config_to_dict(config)["model"]
+                for key in ("use_checkpoint",):  # may change between sessions (memory vs speed)
+                    saved_model.pop(key, None)
+                    current.pop(key, None)
+                if saved_model != current:
                     raise ConfigError(f"--resume: the model section differs from the checkpoint's ({path.name}); "
                                       "resume with the same model or use another --run-dir")
         elif _checkpoint_files(ckpt_dir):
