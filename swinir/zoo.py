@@ -25,9 +25,11 @@ Example::
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -284,7 +286,57 @@ def _build_registry() -> dict[str, ZooEntry]:
             alias_of=target,
             training_patch=official.training_patch,
         )
+    models.update(_bundled_entries())
     return models
+
+
+#: file names of the small models we train ourselves and ship in ``swinir/data/``
+BUNDLED_PATTERN = "bundled_*.safetensors"
+_DERIVED_BUFFERS = ("attn_mask", "relative_position_index")
+
+
+def _bundled_entries() -> dict[str, ZooEntry]:
+    """Entries for the bundled models, described by their own safetensors metadata.
+
+    ``swinir.save_model(..., extra_metadata={"task": ..., "noise": ...})`` writes the constructor
+    arguments and these facts into the file, so shipping a new bundled model needs no code change.
+    """
+    from safetensors import safe_open
+
+    entries: dict[str, ZooEntry] = {}
+    folder = resources.files("swinir") / "data"
+    for resource in sorted(folder.iterdir(), key=lambda r: r.name):
+        if not fnmatch.fnmatch(resource.name, BUNDLED_PATTERN):
+            continue
+        with resources.as_file(resource) as path, safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("swinir_arguments", "{}"))
+            keys = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        arguments = {k: v for k, v in meta.items() if k not in _BUNDLED_FACTS}
+        params = sum(math.prod(shape) for key, shape in keys.items() if not key.endswith(_DERIVED_BUFFERS))
+        name = resource.name[: -len(".safetensors")]
+        entries[name] = ZooEntry(
+            name=name,
+            filename=resource.name,
+            task=meta["task"],
+            scale=int(arguments.get("upscale", 1)) if meta["task"].endswith("_sr") else 1,
+            noise=meta.get("noise"),
+            jpeg=meta.get("jpeg"),
+            training_data=meta.get("training_data", "BSD400"),
+            variant=meta.get("variant", "bundled"),
+            gan=False,
+            arguments=arguments,
+            params=params,
+            url=None,
+            size=None,
+            sha256=None,
+            keys=keys,
+            bundled=True,
+            bundled_file=resource.name,
+        )
+    return entries
+
+
+_BUNDLED_FACTS = ("task", "noise", "jpeg", "training_data", "variant", "description")
 
 
 #: Every known checkpoint by name (official files, release aliases, bundled models).
@@ -329,6 +381,19 @@ def list_models(task: str | None = None, *, aliases: bool = False) -> list[ZooEn
         task = _normalise_task(task)
     return [entry for entry in MODELS.values()
             if (task is None or entry.task == task) and (aliases or entry.alias_of is None)]
+
+
+def find_bundled(task: str, scale: int | None = None, noise: int | None = None,
+                 jpeg: int | None = None) -> ZooEntry | None:
+    """The bundled model for a task and level, if one ships with the package."""
+    task = _normalise_task(task)
+    for entry in MODELS.values():
+        if not entry.bundled or entry.task != task:
+            continue
+        if (scale is None or entry.scale == scale) and (noise is None or entry.noise == noise) \
+                and (jpeg is None or entry.jpeg == jpeg):
+            return entry
+    return None
 
 
 def _normalise_task(task: str) -> str:

@@ -69,12 +69,24 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    """Entry point: user errors become one line on stderr (exit 2), Ctrl-C exits 130."""
     from ..errors import SwinIRError
 
     try:
-        return cli.main(args=argv, prog_name="swinir", standalone_mode=True)
-    except SwinIRError as exc:
-        fail(str(exc))
+        result = cli.main(args=argv, prog_name="swinir", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SwinIRError as exc:
+        fail(str(exc))
+    if isinstance(result, int) and result != 0:  # ctx.exit(n) inside a command
+        sys.exit(result)
+    return result
