@@ -192,3 +192,17 @@ def test_extract_subimages(tmp_path: Path) -> None:
     assert np.array_equal(first, img[:32, :32])
     last = read_image(tmp_path / "out" / f"big_s{written:03d}.png").pixels
     assert np.array_equal(last, img[-32:, -32:])
+
+
+def test_prepare_command(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from swinir.cli import cli
+
+    img = np.random.default_rng(1).integers(0, 255, (40, 40), dtype=np.uint8)
+    write_image(tmp_path / "in" / "g.png", img)
+    result = CliRunner().invoke(cli, ["prepare", str(tmp_path / "in"), str(tmp_path / "out"),
+                                      "--crop", "24", "--step", "16", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"g_s00{i}.png" for i in range(1, 5)]
+    assert np.array_equal(read_image(tmp_path / "out" / "g_s004.png").pixels, img[16:, 16:])

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from conftest import REPO_ROOT, require_shared
 from swinir import SwinIR, load_model
 from swinir.cli import cli
-from swinir.config import config_from_dict, load_config
+from swinir.config import load_config
 from swinir.errors import ConfigError
 from swinir.imresize import imresize
 from swinir.io import write_image
