@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
+from .tasks import SR_TASKS
 from .errors import ImageReadError, ImageWriteError, SwinIRError, ZooError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,7 +74,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: ``--format`` value -> file extension of the outputs.
 OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp",
                                   "tif": ".tif", "tiff": ".tif"}
-_SR_TASKS = ("classical_sr", "lightweight_sr", "real_sr")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
 
@@ -171,7 +171,7 @@ def choose_model(
     if task is None:
         task = "color_dn" if noise is not None else "color_jpeg" if jpeg is not None else "classical_sr"
     task = _task_name(task)
-    if scale is None and task in _SR_TASKS:
+    if scale is None and task in SR_TASKS:
         scale = 4
     official: Optional[ZooEntry] = None
     lookup_error: Optional[ZooError] = None

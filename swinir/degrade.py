@@ -41,15 +41,7 @@ __all__ = [
 ]
 
 #: Task names accepted by :func:`degrade_for_task`.
-TASKS = (
-    "classical_sr",
-    "lightweight_sr",
-    "real_sr",
-    "gray_dn",
-    "color_dn",
-    "gray_jpeg",
-    "color_jpeg",
-)
+from .tasks import TASKS  # noqa: E402  (re-exported: the task names degrade_for_task accepts)
 _ALIASES = {"jpeg_car": "gray_jpeg", "color_jpeg_car": "color_jpeg"}
 
 

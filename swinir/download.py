@@ -23,6 +23,7 @@ from typing import BinaryIO, Union
 from tqdm import tqdm
 
 from .errors import ChecksumError, DownloadError
+from .fileutil import fsync_dir
 
 __all__ = ["download", "sha256_file", "part_path", "ProgressCallback"]
 
@@ -227,19 +228,5 @@ def _check_and_install(url: str, dest: Path, part: Path, *, sha256: str | None,
             raise reject(f"{type(error).__name__}: {detail}") from None
 
     os.replace(part, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     logger.info("downloaded %s to %s", url, dest)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

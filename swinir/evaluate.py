@@ -77,10 +77,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SR_TASKS = ("classical_sr", "lightweight_sr", "real_sr")
-DN_TASKS = ("gray_dn", "color_dn")
-JPEG_TASKS = ("gray_jpeg", "color_jpeg")
-TASKS = SR_TASKS + DN_TASKS + JPEG_TASKS
+from .tasks import DN_TASKS, JPEG_TASKS, SR_TASKS, TASKS  # noqa: E402  (re-exported)
 _TASK_ALIASES = {"jpeg_car": "gray_jpeg", "color_jpeg_car": "color_jpeg"}
 
 #: ``--model`` values that are not networks: the baselines of the paper's tables.

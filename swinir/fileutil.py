@@ -31,10 +31,10 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
         tmp.unlink(missing_ok=True)
         raise
     if fsync:
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Persist a rename (POSIX); a no-op where directories cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -65,15 +65,7 @@ logger = logging.getLogger(__name__)
 OFFICIAL_BASE_URL = "https://github.com/JingyunLiang/SwinIR/releases/download/v0.0"
 
 #: The restoration tasks, in the order of the paper.
-TASKS: tuple[str, ...] = (
-    "classical_sr",
-    "lightweight_sr",
-    "real_sr",
-    "gray_dn",
-    "color_dn",
-    "gray_jpeg",
-    "color_jpeg",
-)
+from .tasks import TASKS  # noqa: E402  (re-exported)
 
 #: Task names of the official ``main_test_swinir.py`` accepted by :func:`find_model`.
 _TASK_ALIASES = {"jpeg_car": "gray_jpeg", "color_jpeg_car": "color_jpeg"}
