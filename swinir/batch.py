@@ -355,13 +355,10 @@ def _free_device_memory() -> None:
     import gc
 
     gc.collect()
-    try:
-        import torch
+    import torch
 
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - best effort
-        pass
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _restore_with_retry(restorer: Restorer, stacked: np.ndarray, alpha_mode: str, retries: int) -> np.ndarray:

@@ -36,6 +36,7 @@ rounded to 8 bits, exactly what an identity network would give under step 3).
 """
 from __future__ import annotations
 
+import abc
 import logging
 import math
 import os
@@ -367,7 +368,7 @@ def measure(output: np.ndarray, gt: np.ndarray, protocol: Protocol) -> dict[str,
 # --------------------------------------------------------------------------------------------
 # Methods: a network or a baseline
 # --------------------------------------------------------------------------------------------
-class Method:
+class Method(abc.ABC):
     """Something that turns a degraded input into an 8-bit output (a network or a baseline).
 
     Subclasses implement :meth:`__call__`; ``name`` is what reports call it.
@@ -377,8 +378,9 @@ class Method:
     #: Channels the method expects (1 or 3), or None when it takes either.
     in_chans: Optional[int] = None
 
-    def __call__(self, lq: np.ndarray, protocol: Protocol) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, lq: np.ndarray, protocol: Protocol) -> np.ndarray:
+        """Restore (or pass through) the degraded input ``lq``; returns the 8-bit output."""
 
     def settings(self) -> dict[str, Any]:
         """Options that affect the numbers (recorded in reports)."""

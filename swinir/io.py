@@ -20,6 +20,7 @@ file once to prove that the data is complete.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -593,13 +594,11 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def _current_umask() -> int:
     """The process umask, read without changing it where possible (Linux /proc)."""
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
             for line in fh:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
