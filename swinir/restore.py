@@ -196,6 +196,9 @@ class Restorer:
             free RAM / GPU memory).
         tile_batch: how many tiles run together.
         progress: ``callback(tiles_done, tiles_total)`` for the current image.
+        compile: run the network through ``torch.compile`` (slow first call per input shape;
+            measured in ``benchmarks/bench_options.py``).
+        channels_last: keep the convolutions' tensors in channels-last memory format.
     """
 
     def __init__(
@@ -211,6 +214,8 @@ class Restorer:
         max_memory: Optional[int] = None,
         tile_batch: int = 4,
         progress: Optional[ProgressCallback] = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise SwinIRError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -240,6 +245,10 @@ class Restorer:
         self.max_memory = max_memory
         self.tile_batch = max(1, tile_batch)
         self.progress = progress
+        self.channels_last = channels_last
+        if channels_last and hasattr(self.model, "to"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._net = torch.compile(self.model) if compile else self.model
         if precision == "fp16" and self.device.type == "cpu":
             log.info("fp16 on CPU runs through autocast and is slow; bf16 is the fast CPU choice")
 
@@ -345,11 +354,13 @@ class Restorer:
         return results
 
     def _run(self, batch: Tensor) -> Tensor:
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         if self.precision == "fp32":
-            return self.model(batch).float()
+            return self._net(batch).float()
         dtype = PRECISIONS[self.precision]
         with torch.autocast(device_type=self.device.type, dtype=dtype):
-            out = self.model(batch).float()
+            out = self._net(batch).float()
         if not torch.isfinite(out).all():
             log.warning("%s overflowed on a %dx%d input; recomputing it in fp32", self.precision, *batch.shape[-2:])
             out = self.model(batch).float()

@@ -76,6 +76,8 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
               help="Arithmetic precision; fp16/bf16 fall back to fp32 wherever they overflow.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network (slow first image).")
+@click.option("--channels-last", is_flag=True, help="Channels-last memory format for the convolutions.")
 @click.option("--padding", type=click.Choice(PADDING_CHOICES), default="symmetric", show_default=True,
               help="How images are padded to the window size; paper = the official test script.")
 @click.option("--alpha", "alpha_mode", type=click.Choice(["auto", "model"]), default="auto", show_default=True,
@@ -108,6 +110,8 @@ def restore(
     device: str,
     precision: str,
     threads: Optional[int],
+    compile_model: bool,
+    channels_last: bool,
     padding: str,
     alpha_mode: str,
     outscale: Optional[float],
@@ -142,7 +146,7 @@ def restore(
         restorer = _make_restorer(
             pending, model_spec, task=task, scale=scale, noise=noise, jpeg=jpeg, large=large, device=device,
             precision=precision, tile=tile, tile_overlap=tile_overlap, ensemble=ensemble, padding=padding,
-            max_memory=max_memory, tile_batch=tile_batch)
+            max_memory=max_memory, tile_batch=tile_batch, compile=compile_model, channels_last=channels_last)
     except KeyboardInterrupt:
         click.echo("interrupted while loading the model; nothing was written", err=True)
         ctx.exit(130)
