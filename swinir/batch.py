@@ -210,7 +210,8 @@ def open_model(spec: Union[str, PathLike], device: Any = "cpu", precision: str =
     """Load the model named by ``spec`` on ``device``.
 
     ``spec`` is a zoo name (downloaded into the cache on first use) or a checkpoint path
-    (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``).  ``precision`` is accepted for back-ends that
+    (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``), or an ``.onnx`` file from ``swinir export``
+    (run through onnxruntime by :class:`~swinir.onnx_runtime.OnnxModel`).  ``precision`` is accepted for back-ends that
     need it at load time; PyTorch models stay in fp32 and :class:`~swinir.restore.Restorer` runs
     them under autocast.
 
@@ -226,8 +227,10 @@ def open_model(spec: Union[str, PathLike], device: Any = "cpu", precision: str =
     from .restore import select_device
 
     text = os.fspath(spec)
-    if text.lower().endswith(".onnx"):
-        raise SwinIRError(f"ONNX models are not supported by this version: {text}")
+    if text.lower().endswith(".onnx"):  # exported with `swinir export`; runs through onnxruntime
+        from .onnx_runtime import OnnxModel
+
+        return OnnxModel(text, device=select_device(device))
     return load_model(text, device=select_device(device))
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "shifted_window_mask",
     "ShiftedWindows",
     "pad_to_multiple",
+    "pad_to_multiple_traceable",
     "UPSAMPLERS",
 ]
 
@@ -130,6 +131,32 @@ class ShiftedWindows:
         mask = shifted_window_mask(h, w, window_size, shift)
         return cls(window_size, shift, mask.to(device=device, dtype=dtype), order.to(device), torch.argsort(order).to(device))
 
+    @classmethod
+    def build_traceable(cls, x_size: tuple, window_size: int, shift: int, device: torch.device,
+                        dtype: torch.dtype) -> "ShiftedWindows":
+        """:meth:`build` with tensor operations only, for export (ONNX) with symbolic sizes.
+
+        ``x_size`` may hold traced sizes (0-d tensors while tracing, or SymInts): nothing is
+        computed in Python from them, so the exported graph derives the shift mask and the gather
+        indices from the actual input size.  Gives exactly the tensors of :meth:`build`.
+        """
+        h, w = x_size
+        ws = window_size
+        rows = torch.arange(h, device=device)
+        cols = torch.arange(w, device=device)
+        tokens = (rows[:, None] * w + cols[None, :]).view(1, h, w, 1)
+        order = window_partition(torch.roll(tokens, shifts=(-shift, -shift), dims=(1, 2)), ws).reshape(-1)
+        slots = window_reverse(torch.arange(h * w, device=device).view(-1, ws * ws, 1), ws, h, w)
+        inverse = torch.roll(slots, shifts=(shift, shift), dims=(1, 2)).reshape(-1)
+        # region labels of shifted_window_mask: 0 / 1 / 2 for rows < h-ws, < h-shift, the rest
+        ry = (rows >= h - ws).long() + (rows >= h - shift).long()
+        rx = (cols >= w - ws).long() + (cols >= w - shift).long()
+        region = window_partition((ry[:, None] * 3 + rx[None, :]).view(1, h, w, 1), ws).squeeze(-1)
+        different = region.unsqueeze(1) != region.unsqueeze(2)
+        mask = torch.where(different, torch.tensor(-100.0, dtype=dtype, device=device),
+                           torch.tensor(0.0, dtype=dtype, device=device))
+        return cls(ws, shift, mask, order, inverse)
+
     def partition(self, x: Tensor) -> Tensor:
         """Tokens ``(B, H*W, C)`` → shifted windows ``(B * nW, N, C)``."""
         return x.index_select(1, self.order).view(-1, self.window_size**2, x.shape[-1])
@@ -164,6 +191,24 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     rows = _reflect_index(h, h + pad_h).to(x.device)
     cols = _reflect_index(w, w + pad_w).to(x.device)
     return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def pad_to_multiple_traceable(x: Tensor, multiple: int) -> Tensor:
+    """:func:`pad_to_multiple` with tensor operations only (no branch on the size), for export.
+
+    The sizes may be traced (ONNX export), so the padded graph works for any input size.  The
+    result equals :func:`pad_to_multiple`'s; inputs that need no padding go through an identity
+    gather.
+    """
+    h, w = x.shape[-2:]
+
+    def index(size: Tensor | int) -> Tensor:
+        padded = torch.arange(size + (multiple - size % multiple) % multiple, device=x.device)
+        period = torch.clamp(torch.as_tensor(2 * (size - 1), device=x.device), min=1)
+        idx = padded % period
+        return torch.where(idx < size, idx, period - idx)
+
+    return x.index_select(-2, index(h)).index_select(-1, index(w))
 
 
 def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
@@ -648,6 +693,10 @@ class SwinIR(nn.Module):
 
         self.apply(self._init_weights)
         self._geometry_cache: dict[tuple, ShiftedWindows] = {}
+        #: compute padding and window geometry with tensor operations from the (symbolic) input
+        #: size instead of cached Python values, so tracing (ONNX export) keeps them dynamic;
+        #: see :mod:`swinir.onnx_export`.  Off for normal use (the cached path is faster).
+        self.traceable = False
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -680,6 +729,8 @@ class SwinIR(nn.Module):
         ws, shift = self._layer_geometry()
         if shift == 0:
             return None
+        if self.traceable:
+            return ShiftedWindows.build_traceable(x_size, ws, shift, device, dtype)
         key = (x_size, device, dtype)
         geometry = self._geometry_cache.get(key)
         if geometry is None:
@@ -709,7 +760,10 @@ class SwinIR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        x = pad_to_multiple(x, self.pad_multiple)
+        if self.traceable:
+            x = pad_to_multiple_traceable(x, self.pad_multiple)
+        else:
+            x = pad_to_multiple(x, self.pad_multiple)
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
 
