@@ -409,7 +409,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
     return raw
 
 
+#: ``${SWINIR_SHARED}`` in a config means the shared data folder: the variable when set, else
+#: ``../shared`` (looked up like any relative folder: beside the repository, as in CI)
+SHARED_VARIABLE = "SWINIR_SHARED"
+
+
 def _resolve_folder(text: str, bases: list[Path]) -> Optional[Path]:
+    if SHARED_VARIABLE not in os.environ:
+        text = text.replace("${" + SHARED_VARIABLE + "}", "../shared").replace("$" + SHARED_VARIABLE, "../shared")
     path = Path(os.path.expandvars(os.path.expanduser(text)))
     if path.is_absolute():
         return path if path.is_dir() else None
