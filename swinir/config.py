@@ -3,13 +3,14 @@
 A config file has five sections besides a few top-level keys::
 
     name: classicalSR_x2          # run name (default run directory: runs/<name>)
-    task: classical_sr            # classical_sr | lightweight_sr | gray_dn | color_dn | gray_jpeg | color_jpeg
+    task: classical_sr            # classical_sr | lightweight_sr | real_sr | gray_dn | color_dn | gray_jpeg | color_jpeg
     seed: 0
     init: null                    # zoo name or checkpoint path to start from (fine-tuning)
     model: {...}                  # SwinIR constructor arguments (official names)
     data: {...}                   # training images, degradation, patches, batches
     train: {...}                  # optimisation, loss, EMA, precision, logging, checkpoints
     val: {...}                    # validation folder and interval
+    gan: {...}                    # optional: the GAN stage of real-world SR (swinir.gan.GANConfig)
 
 Every key is validated when the file is loaded: unknown keys (with the closest known names
 suggested), wrong types, impossible combinations and missing folders raise a one-line
@@ -30,6 +31,8 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from .errors import ConfigError
+from .gan import GANConfig  # the GAN stage of real-world SR (swinir/gan.py, docs/realsr.md)
+from .realistic import DegradationConfig  # BSRGAN / Real-ESRGAN degradations (swinir/realistic.py)
 
 __all__ = [
     "TRAIN_TASKS",
@@ -45,9 +48,9 @@ __all__ = [
     "config_to_dict",
 ]
 
-SR_TASKS = ("classical_sr", "lightweight_sr")
+SR_TASKS = ("classical_sr", "lightweight_sr", "real_sr")
 TRAIN_TASKS = SR_TASKS + ("gray_dn", "color_dn", "gray_jpeg", "color_jpeg")
-Task = Literal["classical_sr", "lightweight_sr", "gray_dn", "color_dn", "gray_jpeg", "color_jpeg"]
+Task = Literal["classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn", "gray_jpeg", "color_jpeg"]
 
 
 @dataclass
@@ -107,6 +110,8 @@ class DataConfig:
     """Random flips and 90-degree rotations."""
     cache: bool = False
     """Decode every training image once and keep it in memory."""
+    degradation: Optional[DegradationConfig] = None
+    """real_sr: the realistic degradation (BSRGAN or Real-ESRGAN) that makes the LR patches."""
 
 
 @dataclass
@@ -173,6 +178,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     val: ValConfig = field(default_factory=ValConfig)
+    gan: Optional[GANConfig] = None
+    """The GAN stage (discriminator, perceptual and adversarial losses); ``null``: pixel loss only."""
 
     @property
     def is_sr(self) -> bool:
@@ -376,6 +383,14 @@ def _check_values(c: Config) -> None:
         raise ConfigError(f"config: train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
     if v.lq and not v.folder:
         raise ConfigError("config: val.lq needs val.folder (the clean images)")
+    if d.degradation is not None:
+        if c.task != "real_sr" or d.train_lq:
+            raise ConfigError("config: data.degradation is only for task real_sr without data.train_lq")
+        d.degradation.check("data.degradation")
+    elif c.task == "real_sr" and not d.train_lq:
+        raise ConfigError("config: task real_sr needs data.degradation (model: bsrgan or realesrgan) or data.train_lq")
+    if c.gan is not None:
+        c.gan.check("gan")
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .degrade import gray_for_jpeg, gray_from_color_for_denoising, jpeg_compress
 from .errors import ConfigError
 from .imresize import imresize, modcrop
 from .io import list_images, read_image
+from .realistic import DegradationConfig, build_degradation
 
 __all__ = [
     "load_training_image",
@@ -141,6 +142,7 @@ class RestorationDataset(Dataset):
         augment: bool = True,
         cache: bool = False,
         seed: int = 0,
+        degradation: Optional[DegradationConfig] = None,
     ) -> None:
         self.files = [path for folder in folders for path, _ in list_images(Path(folder))]
         if not self.files:
@@ -153,6 +155,8 @@ class RestorationDataset(Dataset):
         self.jpeg = jpeg
         self.augment = augment
         self.seed = int(seed)
+        # real_sr: HR patch -> (LR, target) with a BSRGAN/Real-ESRGAN model (swinir.realistic)
+        self.degradation = build_degradation(degradation, self.scale) if lq_folder is None else None
         self.lq_files: Optional[list[Path]] = None
         if lq_folder is not None:
             lq_dir = Path(lq_folder)
@@ -190,6 +194,12 @@ class RestorationDataset(Dataset):
         index, sample = item
         rng = np.random.default_rng([self.seed, int(sample)])
         gt, lq = self._images(int(index))
+        if self.sr and self.degradation is not None:
+            gt_patch = self._crop(gt, self.patch * self.scale, rng)
+            if self.augment:
+                gt_patch = augment(gt_patch, int(rng.integers(8)))
+            lq_patch, gt_patch = self.degradation(gt_patch, rng)
+            return to_tensor(lq_patch), to_tensor(gt_patch)
         if self.sr:
             lq_patch, gt_patch = self._sr_patch(gt, lq, rng)
             if self.augment:
@@ -354,12 +364,16 @@ def load_validation_set(
     jpeg: Optional[int] = None,
     lq_folder: Optional[str | Path] = None,
     max_images: int = 0,
+    degradation: Optional[DegradationConfig] = None,
 ) -> list[ValImage]:
     """Validation pairs made with the paper's test protocol (:mod:`swinir.degrade`).
 
     SR: modcropped HR and its MATLAB-bicubic LR (or the ``<stem>x<scale>`` file of ``lq_folder``);
     denoising: noise with seed 0 as the official script; JPEG: OpenCV JPEG at ``jpeg``.
+    With ``degradation`` (real_sr), the LR inputs are made with it instead of bicubic, the
+    ``i``-th image with a generator seeded ``(0, i)`` so every validation sees the same inputs.
     """
+    degrader = build_degradation(degradation, scale) if lq_folder is None else None
     from .degrade import degrade_for_task
 
     items = list_images(Path(folder))
@@ -379,6 +393,9 @@ def load_validation_set(
                 if partner is None:
                     raise ConfigError(f"val.lq: no LR image for {path.name} in '{lq_folder}'")
                 lq = load_training_image(partner, task)
+            elif degrader is not None:
+                lq = degrader.lq(gt, np.random.default_rng([0, len(result)]))
+                lq = np.clip(np.rint(lq * 255.0), 0, 255).astype(np.uint8)
             else:
                 lq, gt = degrade_for_task(hr, task, scale=scale)
         elif task.endswith("_dn"):

@@ -404,6 +404,8 @@ class _RunLog:
                     self.tb.add_scalar(f"train/{key}", entry[key], step)
             for key, value in entry.get("val", {}).items():
                 self.tb.add_scalar(f"val/{key}", value, step)
+            for key, value in entry.get("gan", {}).items():
+                self.tb.add_scalar(f"gan/{key}", value, step)
 
     def close(self) -> None:
         if not self.enabled:
@@ -489,6 +491,11 @@ class _Trainer:
             betas=(t.betas[0], t.betas[1]), weight_decay=t.weight_decay,
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.gan = None  # the GAN stage (swinir.gan): discriminator, perceptual and adversarial losses
+        if config.gan is not None:
+            from .gan import GANStage
+
+            self.gan = GANStage(config, self.device, self.dist.world)
         self.iteration = 0
         self.elapsed = 0.0
         self.best: Optional[dict[str, Any]] = None
@@ -507,6 +514,11 @@ class _Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
+        if self.gan is not None:
+            if "gan" not in state:
+                raise ConfigError("--resume: the checkpoint has no discriminator (a PSNR-stage run); start the GAN "
+                                  "stage in a new run directory with init: <that run>/model.pth")
+            self.gan.load_state_dict(state["gan"])
         self.iteration = int(state["iteration"])
         self.elapsed = float(state.get("elapsed", 0.0))
         self.best = state.get("best")
@@ -531,6 +543,7 @@ class _Trainer:
             "config": config_to_dict(self.config),
             "best": self.best,
             "elapsed": self.elapsed,
+            **({"gan": self.gan.state_dict()} if self.gan is not None else {}),
         }
 
     def save_checkpoint(self) -> Optional[Path]:
@@ -552,6 +565,7 @@ class _Trainer:
         dataset = RestorationDataset(
             c.data.train, c.task, patch_size=c.data.patch_size, scale=c.data.scale, noise=c.data.noise,
             jpeg=c.data.jpeg, lq_folder=c.data.train_lq, augment=c.data.augment, cache=c.data.cache, seed=c.seed,
+            degradation=c.data.degradation,
         )
         return make_train_loader(
             dataset, c.data.batch_size, seed=c.seed, start_iteration=self.iteration,
@@ -566,7 +580,7 @@ class _Trainer:
         noise = c.val.noise if c.val.noise is not None else (c.data.noise[-1] if c.data.noise else None)
         jpeg = c.val.jpeg if c.val.jpeg is not None else (c.data.jpeg[0] if c.data.jpeg else None)
         return load_validation_set(c.val.folder, c.task, scale=c.data.scale, noise=noise, jpeg=jpeg,
-                                   lq_folder=c.val.lq, max_images=c.val.max_images)
+                                   lq_folder=c.val.lq, max_images=c.val.max_images, degradation=c.data.degradation)
 
     # ---- one step ------------------------------------------------------------------------------
     def _step(self, lq: Tensor, gt: Tensor) -> Tensor:
@@ -583,7 +597,10 @@ class _Trainer:
             autocast = torch.autocast(device_type=self.device.type, dtype=dtype)
         with autocast:
             out = self.net(lq)
-        loss = self.loss_fn(out.float(), gt)
+        if self.gan is None:
+            loss = self.loss_fn(out.float(), gt)
+        else:
+            loss = self.gan.generator_loss(out.float(), gt, self.loss_fn)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if t.grad_clip > 0:
@@ -591,6 +608,8 @@ class _Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.gan is not None:
+            self.gan.discriminator_step(out.detach().float(), gt, lr / t.lr)
         ema_update(self.ema, self.model, t.ema_decay)
         self.iteration += 1
         return loss.detach()
@@ -654,6 +673,10 @@ class _Trainer:
                         lr = learning_rate(c, it - 1)
                         entry = {"iteration": it, "loss": mean, "lr": lr, "time": round(self.elapsed, 3),
                                  "it_per_s": round(window_n / max(now - window_start, 1e-9), 4)}
+                        if self.gan is not None:
+                            from .gan import all_reduce_mean
+
+                            entry["gan"] = all_reduce_mean(self.gan.log_means(), self.device, self.dist.world)
                         runlog.write(entry)
                         result.losses.append((it, mean))
                         bar.set_postfix(loss=f"{mean:.4g}", lr=f"{lr:.3g}")
@@ -677,6 +700,8 @@ class _Trainer:
         if main and not result.interrupted:
             result.model_path = save_model(self.model, self.run_dir / "model.pth", ema=self.ema)
             save_model(self.model, self.run_dir / "model.safetensors", ema=self.ema)
+            if self.gan is not None:
+                self.gan.save_discriminator(self.run_dir / "discriminator.pth")
         return result
 
     def _validate(self, images: list[ValImage], runlog: _RunLog, result: TrainResult) -> None:
