@@ -222,9 +222,10 @@ class WebApp:
         model = self._open(spec)
         task, scale = _describe_model(model)
         name = label or Path(spec).name
-        level = f"x{scale}" if scale > 1 else "x1"
-        return ModelOption(option_id, f"{name} ({TASK_LABELS.get(task or '', task or 'unknown task')}, {level})",
-                           source, task, scale, spec=spec)
+        kind = {"classical_sr": "SR", "lightweight_sr": "SR", "real_sr": "real-world SR", "color_dn": "denoising",
+                "gray_dn": "gray denoising", "color_jpeg": "JPEG", "gray_jpeg": "gray JPEG"}.get(task or "", "model")
+        level = f"{kind} x{scale}" if scale > 1 else kind
+        return ModelOption(option_id, f"{name} ({level})", source, task, scale, spec=spec)
 
     def model_options(self) -> list[ModelOption]:
         """Every model the page can choose, ``auto`` first."""
@@ -290,7 +291,7 @@ class WebApp:
         from .batch import choose_model
         from .errors import ZooError
 
-        wanted = params.get("model", "auto")
+        wanted = params.get("model") or (self.cli_model.id if self.cli_model else "auto")
         if wanted != "auto":
             for option in self.model_options():
                 if option.id == wanted:

@@ -36,16 +36,23 @@ function currentTask() { return state.config.tasks.find((t) => t.id === $("task"
 function fillLevels() {
   const task = currentTask();
   const level = $("level");
+  const previous = level.dataset.task === task.id ? Number(level.value) : task.default;
   level.innerHTML = "";
+  level.disabled = false;
+  level.dataset.task = task.id;
   for (const value of task.values) {
-    level.add(new Option(levelText(task.level, value), value, false, value === task.default));
+    level.add(new Option(levelText(task.level, value), value, false, value === previous));
   }
   $("level-label").textContent = { scale: "Scale", noise: "Noise level of the input", jpeg: "JPEG quality of the input" }[task.level];
-  fillModels();
 }
 
+function selectedModel() { return state.config.models.find((m) => m.id === $("model").value); }
+
+function fixedModel(model) { return model && (model.source === "cli" || model.source === "uploaded"); }
+
 function modelMatches(model, task) {
-  if (model.source === "auto" || model.source === "cli" || model.source === "uploaded") return true;
+  if (model.source === "auto") return true;
+  if (fixedModel(model)) return !model.task || model.task === task.id;
   if (model.task !== task.id) return false;
   const value = Number($("level").value);
   return (task.level === "scale" && model.scale === value) || (task.level === "noise" && model.noise === value)
@@ -62,12 +69,24 @@ function fillModels(select) {
                     uploaded: " — uploaded" }[model.source];
     box.add(new Option(model.label + where, model.id, false, model.id === previous));
   }
-  updateLevelState();
+  updateLevel();
 }
 
-function updateLevelState() {
-  // A specific model decides the level itself; the level only picks among automatic choices.
-  $("level").disabled = $("model").value !== "auto" && !$("model").value.startsWith("zoo:");
+function updateLevel() {
+  // A model of one's own decides the level itself; otherwise the level picks among the zoo's models.
+  const model = selectedModel();
+  const level = $("level");
+  if (fixedModel(model)) {
+    const task = currentTask();
+    const text = task.level === "scale" ? `×${model.scale}` : "as trained";
+    level.innerHTML = "";
+    level.add(new Option(`${text} (set by the model)`, model.scale));
+    level.disabled = true;
+    level.dataset.task = "";
+  } else if (level.disabled) {
+    fillLevels();
+    fillModels();
+  }
 }
 
 async function loadConfig(selectModel) {
@@ -76,9 +95,10 @@ async function loadConfig(selectModel) {
   if (!task.options.length) {
     for (const t of state.config.tasks) task.add(new Option(t.label, t.id, false, t.id === state.config.default_task));
     fillLevels();
-  } else {
-    fillModels(selectModel);
   }
+  const chosen = state.config.models.find((m) => m.id === selectModel);
+  if (chosen && chosen.task && chosen.task !== task.value) { task.value = chosen.task; fillLevels(); }
+  fillModels(selectModel);
   $("limits").textContent = `Images up to ${megabytes(state.config.max_upload_bytes)} each. Models run on ${state.config.device}, one image at a time.`;
 }
 
@@ -255,7 +275,7 @@ function layout() {
   let width, height;
   if (state.zoom === "fit") {
     const room = Math.max(200, $("stage").clientWidth - 2);
-    const factor = Math.min(1, room / outW, (window.innerHeight * 0.68) / outH);
+    const factor = Math.min(room / outW, Math.max(240, window.innerHeight * 0.55) / outH);
     width = outW * factor; height = outH * factor;
   } else {
     width = outW * Number(state.zoom); height = outH * Number(state.zoom);
@@ -309,9 +329,9 @@ function init() {
   document.addEventListener("drop", (event) => event.preventDefault());
   $("files").addEventListener("change", (event) => { addFiles(event.target.files); event.target.value = ""; });
   $("model-file").addEventListener("change", (event) => { if (event.target.files[0]) uploadModel(event.target.files[0]); event.target.value = ""; });
-  $("task").addEventListener("change", fillLevels);
+  $("task").addEventListener("change", () => { fillLevels(); fillModels(); });
   $("level").addEventListener("change", () => fillModels());
-  $("model").addEventListener("change", updateLevelState);
+  $("model").addEventListener("change", updateLevel);
   $("start").addEventListener("click", start);
   initViewer();
   loadConfig().then(async () => {
