@@ -242,6 +242,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             try:
                 return _coerce(value, arg, key)
             except ConfigError:
+                if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+                    raise  # an optional section: report the problem inside it
                 continue
         raise ConfigError(f"config: {key} must be {_type_name(hint)}, got {value!r}")
     if origin is Literal:

@@ -53,6 +53,7 @@ from .imresize import imresize, modcrop
 __all__ = [
     "BSRGANConfig",
     "RealESRGANPass",
+    "RealESRGANSecondPass",
     "RealESRGANConfig",
     "DegradationConfig",
     "Degradation",
@@ -210,9 +211,16 @@ class RealESRGANPass:
             raise ConfigError(f"config: {key}.resize_range must be positive")
 
 
-def _second_pass() -> RealESRGANPass:
-    return RealESRGANPass(blur_prob=0.8, sigma=[0.2, 1.5], resize_probs=[0.3, 0.4, 0.3], resize_range=[0.3, 1.2],
-                          noise_range=[1.0, 25.0], poisson_scale_range=[0.05, 2.5])
+@dataclass
+class RealESRGANSecondPass(RealESRGANPass):
+    """The second pass of Real-ESRGAN's model: :class:`RealESRGANPass` with its own defaults."""
+
+    blur_prob: float = 0.8
+    sigma: list[float] = field(default_factory=lambda: [0.2, 1.5])
+    resize_probs: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.3])
+    resize_range: list[float] = field(default_factory=lambda: [0.3, 1.2])
+    noise_range: list[float] = field(default_factory=lambda: [1.0, 25.0])
+    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 2.5])
 
 
 @dataclass
@@ -225,7 +233,7 @@ class RealESRGANConfig:
     """
 
     first: RealESRGANPass = field(default_factory=RealESRGANPass)
-    second: RealESRGANPass = field(default_factory=_second_pass)
+    second: RealESRGANSecondPass = field(default_factory=RealESRGANSecondPass)
     final_sinc_prob: float = 0.8
     """Probability of the final sinc filter (else no filter)."""
     final_kernel_size: list[int] = field(default_factory=lambda: [7, 21])
