@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# onnxruntime {onnxruntime.__version__} (CPUExecutionProvider) vs PyTorch {torch.__version__} eager, "
           f"CPU, {threads} thread(s), {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"median of {args.repeats}")
-    print(f"{'model':<12} {'input':>9} {'PyTorch ms':>11} {'ORT ms':>9} {'ORT/PyTorch':>12} {'max rel diff':>13}")
+    print(f"{'model':<17} {'input':>9} {'PyTorch ms':>11} {'ORT ms':>9} {'ORT/PyTorch':>12} {'max rel diff':>13}")
     ratios = []
     with tempfile.TemporaryDirectory() as folder:
         for label in args.models:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                     ratio = t_onnx / t_torch
                     if precision == "fp32":
                         ratios.append(ratio)
-                    print(f"{name:<12} {size:>4}x{size:<4} {t_torch * 1e3:>11.1f} {t_onnx * 1e3:>9.1f} "
+                    print(f"{name:<17} {size:>4}x{size:<4} {t_torch * 1e3:>11.1f} {t_onnx * 1e3:>9.1f} "
                           f"{ratio:>12.2f} {rel:>13.2e}")
     geo = statistics.geometric_mean(ratios)
     verdict = "faster" if geo < 1 else "slower"
