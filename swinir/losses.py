@@ -86,9 +86,10 @@ class VGG19Features(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(channels, int(item), 3, 1, 1), nn.ReLU(inplace=False)]
+                # on the meta device: no default initialisation (no time, no global random numbers)
+                layers += [nn.Conv2d(channels, int(item), 3, 1, 1, device="meta"), nn.ReLU(inplace=False)]
                 channels = int(item)
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers).to_empty(device="cpu")
         self.input_norm = input_norm
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
