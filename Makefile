@@ -38,6 +38,14 @@ test-all: $(STAMP) browser
 docs-screenshot: $(STAMP) browser
 	SWINIR_WEB_SCREENSHOT=docs/web_app.png $(PY) -m pytest -q tests/test_serve.py -k chromium
 
+# Reproduce the two bundled models from scratch on the shared training images (hours on 2 CPU
+# cores; resumable: rerun the same command after an interruption).
+train-bundled: $(STAMP)
+	$(PY) -m swinir train configs/bundled/classical_sr_x4.yaml $(if $(wildcard runs/bundled_classicalSR_x4/checkpoints),--resume)
+	$(PY) tools/bundle_model.py runs/bundled_classicalSR_x4 --task classical_sr
+	$(PY) -m swinir train configs/bundled/color_dn_25.yaml $(if $(wildcard runs/bundled_colorDN_noise25/checkpoints),--resume)
+	$(PY) tools/bundle_model.py runs/bundled_colorDN_noise25 --task color_dn --noise 25
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_inference.py
 
