@@ -285,7 +285,7 @@ def all_reduce_mean(values: dict[str, float], device: torch.device, world_size: 
     """Average logged values over DDP processes (identity for one process)."""
     if world_size == 1 or not values:
         return values
-    keys = sorted(values)
+    keys = list(values)
     tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return {k: float(v) / world_size for k, v in zip(keys, tensor.tolist())}

@@ -53,6 +53,8 @@ __all__ = [
     "default_model",
     "rgb2gray_matlab",
     "PRISTINE_FILE",
+    "compare_no_reference",
+    "no_reference_report",
 ]
 
 #: Package data file of the default pristine model.
@@ -282,3 +284,105 @@ def fit_pristine_model(images: Iterable[np.ndarray], *, block_size: int = 96,
     mu, cov = _mvg(features)
     info = {"images": count, "blocks": int(features.shape[0]), **meta}
     return NIQEModel(mu, cov, block_size, sharpness_threshold, info)
+
+
+# --------------------------------------------------------------------------------------------
+# Side-by-side figures without ground truth
+# --------------------------------------------------------------------------------------------
+def _safe_niqe(img: np.ndarray, crop_border: int, model: Optional[NIQEModel]) -> Optional[float]:
+    try:
+        return niqe(img, crop_border=crop_border, model=model)
+    except ValueError:  # too small or too flat for NIQE
+        return None
+
+
+def compare_no_reference(
+    image: Union[str, Path],
+    methods: Sequence[Any],
+    output: Union[str, Path],
+    *,
+    scale: int = 4,
+    box: Optional[tuple[int, int, int, int]] = None,
+    box_size: Optional[int] = None,
+    panel_size: int = 256,
+    model: Optional[NIQEModel] = None,
+) -> tuple[Path, dict[str, Optional[float]]]:
+    """Figure of a real low-resolution image upscaled by several methods, scored with NIQE.
+
+    Panels, left to right (the layout of :mod:`swinir.figure`): the whole bicubic upscaling with
+    the crop box, the input enlarged with nearest neighbour, then each method (e.g. bicubic, a PSNR
+    and a GAN model: :class:`swinir.evaluate.Method` objects) with its whole-image NIQE (``scale``
+    border pixels cropped; lower is more natural).  Without ``box`` the crop goes where the
+    methods differ most.
+
+    Returns:
+        ``(figure path, {method name: NIQE or None when the output is too small})``.
+    """
+    from .evaluate import BicubicMethod, Protocol
+    from .figure import Panel, default_box, render_figure
+    from .fileutil import atomic_path
+    from .io import read_image
+
+    pixels = read_image(image).pixels
+    if pixels.dtype == np.uint16:
+        pixels = np.rint(pixels.astype(np.float64) * 255.0 / 65535.0).astype(np.uint8)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    lq = np.ascontiguousarray(pixels[..., :3])
+    protocol = Protocol("real_sr", scale)
+    reference = BicubicMethod()(lq, protocol)
+    panels = [Panel(f"Input (x{scale} nearest)", np.repeat(np.repeat(lq, scale, axis=0), scale, axis=1))]
+    scores: dict[str, Optional[float]] = {}
+    outputs = []
+    for method in methods:
+        out = method(lq, protocol)
+        score = _safe_niqe(out, scale, model)
+        scores[method.name] = score
+        panels.append(Panel(method.name, out, "NIQE " + (f"{score:.2f}" if score is not None else "n/a (small)")))
+        outputs.append(out)
+    if box is None:
+        box = default_box(outputs if len(outputs) > 1 else [reference, *outputs], reference, box_size, align=scale)
+    fig, _ = render_figure(panels, box, reference, panel_size)
+    dest = Path(output)
+    with atomic_path(dest) as tmp:
+        fig.save(tmp, format="PNG")
+    return dest, scores
+
+
+def no_reference_report(
+    folder: Union[str, Path],
+    methods: Sequence[Any],
+    out_dir: Union[str, Path],
+    *,
+    scale: int = 4,
+    figures: bool = True,
+    model: Optional[NIQEModel] = None,
+) -> dict[str, Any]:
+    """:func:`compare_no_reference` for every image of ``folder`` (e.g. RealSRSet+5images).
+
+    Writes ``<out_dir>/<stem>.png`` figures (with ``figures``) and ``<out_dir>/niqe.json`` with
+    every score and the mean per method (over the images every method could be scored on).
+    """
+    from .fileutil import atomic_write_bytes
+    from .io import list_images
+
+    out = Path(out_dir)
+    per_image: dict[str, dict[str, Optional[float]]] = {}
+    for path, rel in list_images(Path(folder)):
+        target = out / f"{rel.with_suffix('').as_posix().replace('/', '_')}.png"
+        if figures:
+            _, scores = compare_no_reference(path, methods, target, scale=scale, model=model)
+        else:
+            from .evaluate import Protocol
+            from .io import read_image
+
+            lq = read_image(path).pixels
+            scores = {m.name: _safe_niqe(m(lq, Protocol("real_sr", scale)), scale, model) for m in methods}
+        per_image[rel.as_posix()] = scores
+    names = [m.name for m in methods]
+    complete = [s for s in per_image.values() if all(s.get(n) is not None for n in names)]
+    mean = {n: (float(np.mean([s[n] for s in complete])) if complete else None) for n in names}
+    report = {"scale": scale, "model": (model or default_model()).meta, "images": per_image, "mean": mean,
+              "mean_over": len(complete)}
+    atomic_write_bytes(out / "niqe.json", json.dumps(report, indent=1).encode(), fsync=False)
+    return report

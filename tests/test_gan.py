@@ -250,3 +250,43 @@ def test_smoke_pair_cli(tmp_path: Path) -> None:
     log = [json.loads(line) for line in (gan_dir / "log.jsonl").read_text().splitlines()]
     assert "gan" in log[0] and any("val" in e for e in log)
     assert (gan_dir / "model.pth").is_file() and (gan_dir / "discriminator.pth").is_file()
+
+
+def test_gan_stage_under_ddp_matches_one_process(tmp_path: Path) -> None:
+    """Two Gloo processes (torchrun) train the GAN stage like one process with the whole batch."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    require_shared("trainsets", "BSD400")
+    raw = yaml.safe_load((REPO_ROOT / "configs/realsr_smoke_gan.yaml").read_text())
+    raw["train"].update({"iterations": 3, "log_every": 1, "checkpoint_every": 3, "progress": False})
+    raw["data"].update({"batch_size": 4, "train": str(require_shared("trainsets", "BSD400"))})
+    raw["model"]["drop_path_rate"] = 0.0
+    raw["val"]["folder"] = None
+    raw["gan"].update({"d_channels": 8, "perceptual_layers": ["conv1_2"], "perceptual_layer_weights": [1.0]})
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    single = train(load_config(path), run_dir=tmp_path / "one")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", "swinir", "train", str(path), "--run-dir", str(tmp_path / "two")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "two/log.jsonl").read_text().splitlines()]
+    assert [e["iteration"] for e in log] == [1, 2, 3]
+    for (_, loss), entry in zip(single.losses, log):
+        assert entry["loss"] == pytest.approx(loss, rel=1e-4)
+    one = json.loads((tmp_path / "one/log.jsonl").read_text().splitlines()[-1])["gan"]
+    for key, value in entry["gan"].items():
+        assert value == pytest.approx(one[key], rel=1e-2, abs=1e-4), key
+    a = torch.load(tmp_path / "one/checkpoints/iter_00000003.pt", weights_only=True)
+    b = torch.load(tmp_path / "two/checkpoints/iter_00000003.pt", weights_only=True)
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=1e-4, atol=1e-5)
+    for key in a["gan"]["discriminator"]:
+        torch.testing.assert_close(a["gan"]["discriminator"][key], b["gan"]["discriminator"][key], rtol=1e-3, atol=1e-4)
