@@ -42,7 +42,7 @@ from .losses import VGG19_LAYERS, GANLoss, PerceptualLoss, VGG19Features
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Config
 
-__all__ = ["GANConfig", "GANStage", "default_vgg19_path"]
+__all__ = ["GANConfig", "GANStage", "default_vgg19_path", "all_reduce_mean"]
 
 log = logging.getLogger(__name__)
 
