@@ -339,6 +339,19 @@ def plan_jobs(
 # --------------------------------------------------------------------------------------------
 # Restoring one image
 # --------------------------------------------------------------------------------------------
+def describe_failure(exc: BaseException, *, oom_hint: str = "try a smaller --tile or --max-memory") -> str:
+    """One line saying why restoring an image failed (out of memory, a SwinIR error, anything)."""
+    if _is_out_of_memory(exc):
+        _free_device_memory()
+        reason = f"out of memory; {oom_hint}"
+    elif isinstance(exc, SwinIRError):
+        reason = str(exc)
+    else:
+        log.debug("restoring failed", exc_info=True)
+        reason = f"{type(exc).__name__}: {exc}"
+    return " ".join(reason.split())
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
@@ -579,16 +592,8 @@ class BatchRestorer:
             reason = exc.reason if isinstance(exc, ImageReadError) else f"cannot write {exc.path}: {exc.reason}"
             return FileResult(job.source, job.output, "failed", reason, seconds=time.perf_counter() - start)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            if _is_out_of_memory(exc):
-                _free_device_memory()
-                reason = "out of memory; try a smaller --tile or --max-memory"
-            elif isinstance(exc, SwinIRError):
-                reason = str(exc)
-            else:
-                log.debug("restoring %s failed", job.source, exc_info=True)
-                reason = f"{type(exc).__name__}: {exc}"
-            reason = " ".join(reason.split())
-            return FileResult(job.source, job.output, "failed", reason, seconds=time.perf_counter() - start)
+            return FileResult(job.source, job.output, "failed", describe_failure(exc),
+                              seconds=time.perf_counter() - start)
         megapixels = image.height * image.width / 1e6
         return FileResult(job.source, job.output, "done", megapixels=megapixels,
                           seconds=time.perf_counter() - start)

@@ -416,16 +416,9 @@ class WebApp:
             except _Cancelled:
                 job.state, job.message = "cancelled", "cancelled"
             except Exception as exc:  # noqa: BLE001 - reported to the page, the app goes on
-                from .batch import _is_out_of_memory
+                from .batch import describe_failure
 
-                if _is_out_of_memory(exc):
-                    reason = "out of memory; choose a smaller tile size"
-                elif isinstance(exc, SwinIRError):
-                    reason = str(exc)
-                else:
-                    log.warning("restoring %s failed", job.name, exc_info=True)
-                    reason = f"{type(exc).__name__}: {exc}"
-                job.state, job.message = "failed", " ".join(reason.split())
+                job.state, job.message = "failed", describe_failure(exc, oom_hint="choose a smaller tile size")
             finally:
                 job.finished = time.time()
 

@@ -10,26 +10,14 @@ from typing import Any, Optional, Union
 
 import click
 
+from .options import parse_tile
+
 from ..errors import SwinIRError
 
 _METRIC_TITLES = {"psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR_Y", "ssim_y": "SSIM_Y", "psnr_b": "PSNR_B",
                   "psnr_b_y": "PSNR_B_Y"}
 _PADDINGS = ("paper", "symmetric", "reflect", "replicate")
 _PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-def _parse_tile(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Union[int, str]:
-    if value is None:
-        return 0
-    if str(value).lower() == "auto":
-        return "auto"
-    try:
-        tile = int(value)
-    except ValueError:
-        raise click.BadParameter("a number of pixels, 0 (whole images) or 'auto'") from None
-    if tile < 0:
-        raise click.BadParameter("must be >= 0")
-    return tile
 
 
 def _format_value(metric: str, value: Optional[float]) -> str:
@@ -153,7 +141,7 @@ def _warn_failure(failure: Any) -> None:
               help="Write the results as a Markdown table.")
 @click.option("--save-images", "save_dir", type=click.Path(file_okay=False), default=None,
               help="Write each measured 8-bit output as <name>.png here.")
-@click.option("--tile", default="0", callback=_parse_tile,
+@click.option("--tile", default="0", callback=parse_tile,
               help="Tile size in LR pixels; 0 = whole images as in the paper (default), 'auto' = fit memory.")
 @click.option("--tile-overlap", type=int, default=32, show_default=True, help="Overlap between tiles.")
 @click.option("--ensemble", is_flag=True, help="Self-ensemble of 8 flips/rotations (the paper's '+' rows).")
@@ -294,7 +282,7 @@ def _run_paper(task: str, root: Optional[str], datasets: tuple[str, ...], model:
 @click.option("--box-size", type=int, default=None, help="Side of the automatic crop box (default: 1/4 of the image).")
 @click.option("--panel-size", type=int, default=256, show_default=True, help="Approximate crop size in the figure.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Figure PNG to write.")
-@click.option("--tile", default="0", callback=_parse_tile, help="Tile size (0 = whole image).")
+@click.option("--tile", default="0", callback=parse_tile, help="Tile size (0 = whole image).")
 @click.option("--tile-overlap", type=int, default=32, show_default=True)
 @click.option("--ensemble", is_flag=True)
 @click.option("--padding", type=click.Choice(_PADDINGS), default="paper", show_default=True)

@@ -12,22 +12,11 @@ from typing import Any, Optional
 
 import click
 
+from .options import parse_tile
+
 # Kept in sync with swinir.restore.PADDING_MODES (checked by the tests) without importing torch.
 PADDING_CHOICES = ("symmetric", "reflect", "replicate", "paper")
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
-
-
-def _parse_tile(ctx: click.Context, param: click.Parameter, value: str) -> Any:
-    text = str(value).strip().lower()
-    if text == "auto":
-        return "auto"
-    try:
-        tile = int(text)
-    except ValueError:
-        raise click.BadParameter("use a number of pixels, 0 (whole images) or auto") from None
-    if tile < 0:
-        raise click.BadParameter("must be 0 or positive")
-    return tile
 
 
 def _parse_memory(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[int]:
@@ -61,7 +50,7 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--noise", type=click.IntRange(min=1), default=None, help="Noise level sigma (denoising).")
 @click.option("--jpeg", type=click.IntRange(1, 100), default=None, help="JPEG quality (artifact reduction).")
 @click.option("--large", is_flag=True, help="The large (SwinIR-L) model where one exists.")
-@click.option("--tile", default="auto", callback=_parse_tile, show_default=True, metavar="N|auto|0",
+@click.option("--tile", default="auto", callback=parse_tile, show_default=True, metavar="N|auto|0",
               help="Tile size in input pixels (a multiple of the window size); 0 = whole images; "
                    "auto = whole images when they fit in memory, else the largest tile that does.")
 @click.option("--tile-overlap", type=click.IntRange(min=0), default=32, show_default=True,
