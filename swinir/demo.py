@@ -5,8 +5,10 @@ Writes ``demo_output/sample_x4.png`` (the restored image) and ``demo_output/comp
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +26,17 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
     return canvas
 
 
-def run(output_dir: Path = Path("demo_output")) -> Path:
+@dataclass(frozen=True)
+class DemoResult:
+    result: Path
+    comparison: Path
+    model: str
+    bundled: bool
+    seconds: float
+    size: tuple[int, int]
+
+
+def run(output_dir: Path = Path("demo_output")) -> DemoResult:
     from . import zoo
     from .checkpoint import load_model
     from .imresize import imresize
@@ -35,8 +47,9 @@ def run(output_dir: Path = Path("demo_output")) -> Path:
     if entry is None:
         from .network import SwinIR
 
-        print("note: no bundled x4 model in this installation; using a RANDOMLY INITIALISED tiny model,"
-              " so the result shows the pipeline, not real restoration", file=sys.stderr)
+        logging.getLogger(__name__).warning(
+            "no bundled x4 model in this installation; using a RANDOMLY INITIALISED tiny model,"
+            " so the result shows the pipeline, not real restoration")
         model = SwinIR(embed_dim=16, depths=[2], num_heads=[2], window_size=8, mlp_ratio=2.0,
                        upscale=4, upsampler="pixelshuffledirect").eval()
         label = "random tiny model"
@@ -53,11 +66,17 @@ def run(output_dir: Path = Path("demo_output")) -> Path:
     result = write_image(output_dir / "sample_x4.png", restored)
     comparison = write_image(output_dir / "comparison.png", side_by_side(bicubic, restored))
     h, w = image.pixels.shape[:2]
-    print(f"restored {SAMPLE} ({w}x{h}) x4 with the {label} in {seconds:.2f} s")
-    print(f"result:     {result.resolve()}")
-    print(f"comparison: {comparison.resolve()}  (left: bicubic x4, right: SwinIR x4)")
-    return result
+    return DemoResult(result.resolve(), comparison.resolve(), label, entry is not None, seconds, (w, h))
+
+
+def main() -> None:
+    logging.basicConfig(format="note: %(message)s")
+    demo = run()
+    w, h = demo.size
+    sys.stdout.write(f"restored {SAMPLE} ({w}x{h}) x4 with the {demo.model} in {demo.seconds:.2f} s\n"
+                     f"result:     {demo.result}\n"
+                     f"comparison: {demo.comparison}  (left: bicubic x4, right: SwinIR x4)\n")
 
 
 if __name__ == "__main__":
-    run()
+    main()
