@@ -396,52 +396,61 @@ class Restorer:
             raise SwinIRError(f"unsupported image dtype {dtype} (use uint8, uint16 or float)")
         squeeze = image.ndim == 2
         arr = image[:, :, None] if squeeze else image
-        arr = arr.astype(np.float32) / peak
-        channels = arr.shape[2]
-        alpha = arr[:, :, -1] if channels in (2, 4) else None
-        color = arr[:, :, :-1] if alpha is not None else arr
+        has_alpha = arr.shape[2] in (2, 4)
+        color = (arr[:, :, :-1] if has_alpha else arr).astype(np.float32) / peak
         s = self.scale
+        h, w, c = color.shape
+        # The result is written in its final dtype as rows of tiles finish: no full-size float copy.
+        result = np.empty((h * s, w * s, arr.shape[2]), dtype=dtype)
 
-        if color.shape[2] == 3 and self.in_chans == 1:
+        def store(channels: slice) -> Callable[[int, int, np.ndarray], None]:
+            def sink(y0: int, y1: int, rows: np.ndarray) -> None:
+                result[y0:y1, :, channels] = _to_dtype(rows, dtype, peak)
+            return sink
+
+        if c == 3 and self.in_chans == 1:  # gray model: restore Y, resize chroma
             ycc = rgb2ycbcr(color)
-            y = self._restore_planes(ycc[:, :, :1])
             chroma = ycc[:, :, 1:] if s == 1 else imresize(ycc[:, :, 1:], s)
-            restored = ycbcr2rgb(np.concatenate([y, chroma], axis=2))
-        elif color.shape[2] == 1 and self.in_chans == 3:
-            restored = self._restore_planes(np.repeat(color, 3, axis=2)).mean(axis=2, keepdims=True)
-        else:
-            restored = self._restore_planes(color)
+            del ycc
 
-        if alpha is not None:
+            def with_chroma(y0: int, y1: int, rows: np.ndarray) -> None:
+                store(slice(0, 3))(y0, y1, ycbcr2rgb(np.concatenate([rows, chroma[y0:y1]], axis=2)))
+
+            self._restore_planes(rgb2ycbcr(color)[:, :, :1], with_chroma)
+        elif c == 1 and self.in_chans == 3:  # colour model: replicate, average back
+            self._restore_planes(np.repeat(color, 3, axis=2),
+                                 lambda y0, y1, rows: store(slice(0, 1))(y0, y1, rows.mean(axis=2, keepdims=True)))
+        else:
+            self._restore_planes(color, store(slice(0, c)))
+        del color
+
+        if has_alpha:
+            alpha = arr[:, :, -1].astype(np.float32) / peak
             if alpha_mode == "model":
-                planes = np.repeat(alpha[:, :, None], self.in_chans, axis=2)
-                new_alpha = self._restore_planes(planes).mean(axis=2)
-            elif s == 1:
-                new_alpha = alpha
+                self._restore_planes(np.repeat(alpha[:, :, None], self.in_chans, axis=2),
+                                     lambda y0, y1, rows: store(slice(c, c + 1))(y0, y1, rows.mean(axis=2, keepdims=True)))
             else:
-                new_alpha = imresize(alpha, s)
-            restored = np.concatenate([restored, new_alpha[:, :, None]], axis=2)
+                resized = alpha if s == 1 else imresize(alpha, s)
+                result[:, :, c] = _to_dtype(resized, dtype, peak)
+        return result[:, :, 0] if squeeze else result
 
-        # In place: the float result is the largest array here (output size × 4 bytes).
-        restored = np.clip(restored, 0.0, 1.0, out=restored if restored.dtype == np.float32 else None)
-        if peak != 1.0:
-            restored *= peak
-            restored = np.rint(restored, out=restored).astype(dtype)
-        else:
-            restored = restored.astype(dtype, copy=False)
-        return restored[:, :, 0] if squeeze else restored
-
-    def _restore_planes(self, planes: np.ndarray) -> np.ndarray:
-        """HWC float32 with the model's channel count → restored HWC float32."""
+    def _restore_planes(self, planes: np.ndarray, sink: Callable[[int, int, np.ndarray], None]) -> None:
+        """Restore HWC float32 planes (the model's channel count); finished output rows, HWC
+        float32, go to ``sink(y0, y1, rows)`` in order."""
         x = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))[None]
-        h, w = planes.shape[:2]
-        out = np.empty((h * self.scale, w * self.scale, planes.shape[2]), dtype=np.float32)
 
         def emit(y0: int, y1: int, rows: Tensor) -> None:
             block = rows[0].permute(1, 2, 0).numpy()
             if not np.isfinite(block).all():
                 raise SwinIRError("the model produced non-finite values; try --precision fp32")
-            out[y0:y1] = block
+            sink(y0, y1, block)
 
         self._restore_one(x, emit)
-        return out
+
+
+def _to_dtype(values: np.ndarray, dtype: np.dtype, peak: float) -> np.ndarray:
+    """Float values in [0, 1] → ``dtype`` (clipped; rounded for integer types)."""
+    clipped = np.clip(values, 0.0, 1.0)
+    if peak == 1.0:
+        return clipped.astype(dtype, copy=False)
+    return np.rint(clipped * peak).astype(dtype)
