@@ -141,7 +141,10 @@ def peak_memory_mb(impl: str, checkpoint: str, size: int, threads: int, official
         f"f=(lambda: m(x)) if {impl!r}=='ours' else (lambda: b.baseline_forward({official!r})(m,x));"
         "gc.collect();print(b.peak_extra_rss_mb(f))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # A fixed mmap threshold makes glibc return every large block on free, so the resident peak
+    # measures live tensors, not how fragmented the heap became (which varies run to run).
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -182,6 +185,7 @@ def main() -> None:
     parser.add_argument("--max-size", type=int, default=512)
     parser.add_argument("--official", default=None, help="path to a checkout of the official SwinIR code")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak-memory columns")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
 
@@ -198,6 +202,14 @@ def main() -> None:
               " % of matmul | max rel diff | ours peak MB | baseline peak MB |")
     rows = [header, "|" + "---|" * 12]
     print(f"machine: {machine()}; threads {args.threads}; matmul {peak:.1f} GFLOP/s", flush=True)
+    if args.memory_only:
+        print("| model | input | ours peak MB | baseline peak MB |\n|---|---|---|---|")
+        for case in cases:
+            for size in (s for s in case.sizes if s <= args.max_size):
+                ours = peak_memory_mb("ours", case.checkpoint, size, args.threads, args.official)
+                base = peak_memory_mb("baseline", case.checkpoint, size, args.threads, args.official)
+                print(f"| {case.label} | {size}x{size} | {ours:.0f} | {base:.0f} |", flush=True)
+        return
     print(header, flush=True)
     for case in cases:
         model = build(case.checkpoint)
@@ -225,7 +237,8 @@ def main() -> None:
         f"Machine: {machine()}; {args.threads} threads; fp32; batch 1; random official-format weights.\n"
         f"Large-matmul reference measured in the same run: **{peak:.1f} GFLOP/s**.\n"
         f"Baseline: {baseline_name} (same weights, same input).  Latency = best of {args.repeat} after a warm-up.\n"
-        "Peak memory = extra resident memory of one forward pass in a fresh process.\n\n"
+        "Peak memory = extra resident memory of one forward pass in a fresh process"
+        " (glibc's mmap threshold fixed at 64 KiB so that freed tensors leave the resident set).\n\n"
         + "\n".join(rows) + "\n"
     )
     if not args.quick:
