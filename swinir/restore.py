@@ -288,7 +288,7 @@ class Restorer:
         ph, pw = padded.shape[-2:]
         tile = self.tile_size_for(h, w)
         if tile <= 0 or (tile >= ph and tile >= pw):
-            result = self._forward([padded.to(self.device)])[0]
+            result = self._forward(padded.to(self.device))
             if self.progress:
                 self.progress(1, 1)
             emit(0, h * s, result[:, :, : h * s, : w * s].cpu())
@@ -313,7 +313,7 @@ class Restorer:
             for start in range(0, len(tiles), self.tile_batch):
                 group = tiles[start : start + self.tile_batch]
                 batch = torch.cat([padded[:, :, y : y + th, x0 : x0 + tw] for x0, _ in group])
-                outputs = self._forward([batch.to(self.device)])[0].cpu()
+                outputs = self._forward(batch.to(self.device)).cpu()
                 for (x0, weight), o in zip(group, outputs):
                     band[:, :, :, x0 * s : (x0 + tw) * s] += o * weight
                     band_w[:, :, :, x0 * s : (x0 + tw) * s] += weight
@@ -338,20 +338,16 @@ class Restorer:
 
         return ramp(y, th, ys)[:, None] * ramp(x, tw, xs)[None, :]
 
-    def _forward(self, inputs: list[Tensor]) -> list[Tensor]:
-        """Run the model (with ensemble and precision) on each batch; float32 results."""
-        results = []
+    def _forward(self, batch: Tensor) -> Tensor:
+        """Run the model on a batch (with ensemble and precision); float32 result."""
         with torch.inference_mode():
-            for batch in inputs:
-                if not self.ensemble:
-                    results.append(self._run(batch))
-                    continue
-                acc = None
-                for k in range(8):
-                    y = _inverse_transform(self._run(_transform(batch, k)), k)
-                    acc = y if acc is None else acc + y
-                results.append(acc / 8)
-        return results
+            if not self.ensemble:
+                return self._run(batch)
+            total = None
+            for k in range(8):
+                y = _inverse_transform(self._run(_transform(batch, k)), k)
+                total = y if total is None else total + y
+            return total / 8
 
     def _run(self, batch: Tensor) -> Tensor:
         if self.channels_last:
