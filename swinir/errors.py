@@ -27,7 +27,7 @@ class ZooError(SwinIRError):
         if close:
             hint = "did you mean " + ", ".join(repr(by_lower[c]) for c in close) + "?"
         else:
-            hint = "see swinir.zoo.list_models() for the known names"
+            hint = "`swinir models` (or swinir.zoo.list_models()) lists the known names"
         return cls(f"unknown model {name!r}; {hint}")
 
 
