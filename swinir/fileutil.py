@@ -14,7 +14,8 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
 
     The temporary file lives in the destination folder (so the rename is atomic on POSIX and
     Windows) and starts with a dot.  If the body raises, the temporary file is removed and the
-    destination is left untouched.
+    destination is left untouched.  The result gets the usual permissions (``0o666`` minus the
+    umask), not the owner-only mode temporary files are created with.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +24,7 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())
         if fsync:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -32,6 +34,18 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
         raise
     if fsync:
         fsync_dir(dest.parent)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where possible (Linux /proc)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:

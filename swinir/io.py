@@ -579,8 +579,6 @@ def write_image(
     try:
         with atomic_path(dest) as tmp:
             _write_file(tmp, data)
-            # temporary files are created owner-only; give the output the usual permissions
-            os.chmod(tmp, 0o666 & ~_current_umask())
     except OSError as exc:
         raise ImageWriteError(dest, _os_reason(exc)) from exc
     return dest
@@ -590,18 +588,6 @@ def _write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` (the temporary file); split out so tests can break it."""
     with open(path, "wb") as fh:
         fh.write(data)
-
-
-def _current_umask() -> int:
-    """The process umask, read without changing it where possible (Linux /proc)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _os_reason(exc: OSError) -> str:

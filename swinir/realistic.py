@@ -600,6 +600,14 @@ def _bsrgan_jpeg(img: np.ndarray, c: BSRGANConfig, rng: np.random.Generator) -> 
     return jpeg(img, int(rng.integers(int(c.jpeg_quality[0]), int(c.jpeg_quality[1]) + 1)))
 
 
+def _hr_for_degradation(hr: np.ndarray, scale: int) -> tuple[np.ndarray, int]:
+    """The HR image cropped to a multiple of ``scale``, as float RGB in [0, 1], and the scale."""
+    scale = int(scale)
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    return _as_float_rgb(modcrop(np.asarray(hr), scale)), scale
+
+
 def degrade_bsrgan(hr: np.ndarray, scale: int, rng: np.random.Generator,
                    config: Optional[BSRGANConfig] = None) -> np.ndarray:
     """The BSRGAN degradation of ``hr`` (Zhang et al., ICCV 2021).
@@ -621,10 +629,7 @@ def degrade_bsrgan(hr: np.ndarray, scale: int, rng: np.random.Generator,
         float32 ``(H // scale, W // scale, 3)`` in [0, 1], on 8-bit levels.
     """
     c = config or BSRGANConfig()
-    scale = int(scale)
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
-    img = _as_float_rgb(modcrop(np.asarray(hr), scale))
+    img, scale = _hr_for_degradation(hr, scale)
     h, w = img.shape[:2]
     out_h, out_w = h // scale, w // scale
     s = scale
@@ -730,10 +735,7 @@ def degrade_realesrgan(hr: np.ndarray, scale: int, rng: np.random.Generator,
     resize, sinc].  Returns float32 in [0, 1] on 8-bit levels, exactly ``(H // scale, W // scale)``.
     """
     c = config or RealESRGANConfig()
-    scale = int(scale)
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
-    img = _as_float_rgb(modcrop(np.asarray(hr), scale))
+    img, scale = _hr_for_degradation(hr, scale)
     h, w = img.shape[:2]
     out = (h // scale, w // scale)
     img = _realesrgan_pass(img, c.first, c.resize_methods, (h, w), rng, jpeg_step=True)

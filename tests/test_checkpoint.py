@@ -242,3 +242,14 @@ def test_read_checkpoint_returns_our_metadata(tmp_path: Path) -> None:
         assert set(state) == set(model.state_dict())
     with pytest.raises(CheckpointError, match="use a .safetensors or .pth"):
         save_model(model, tmp_path / "m.onnx")
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import stat
+
+    from swinir.fileutil import current_umask
+
+    model = SwinIR(**TINY, upsampler="", upscale=1)
+    for suffix in (".pth", ".safetensors"):
+        path = save_model(model, tmp_path / f"m{suffix}")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
