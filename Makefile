@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m swinir.demo
+	$(PY) -m swinir.cli.demo
 
 # The browser test of `swinir serve` (tests/test_serve.py) drives Debian's chromium over the
 # DevTools protocol: install it with apt-get when it is missing (root; a no-op when present).

@@ -29,9 +29,9 @@ sys.path.insert(0, str(HERE.parent))
 
 import torch  # noqa: E402
 
-from swinir.network import SwinIR  # noqa: E402
+from swinir.models.network import SwinIR  # noqa: E402
 
-MANIFEST = json.loads((HERE.parent / "swinir" / "data" / "official_checkpoints.json").read_text())
+MANIFEST = json.loads((HERE.parent / "swinir" / "assets" / "official_checkpoints.json").read_text())
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def count_flops(args: dict, height: int, width: int) -> float:
 
 
 # ---- measurements ------------------------------------------------------------------------------
-def best_time(fn, repeat: int) -> float:  # noqa: ANN001
+def best_time(fn, repeat: int) -> float:
     fn()  # warm-up (caches, allocator)
     best = float("inf")
     for _ in range(repeat):
@@ -108,7 +108,7 @@ def build(checkpoint: str) -> SwinIR:
     return SwinIR(**MANIFEST[checkpoint]["arguments"]).eval()
 
 
-def baseline_forward(official: str | None):  # noqa: ANN201
+def baseline_forward(official: str | None):
     """A callable ``(model, x) -> y`` computing the baseline with ``model``'s weights."""
     if official:
         sys.path.insert(0, str(Path(official).expanduser()))
@@ -155,7 +155,7 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def peak_extra_rss_mb(fn) -> float:  # noqa: ANN001
+def peak_extra_rss_mb(fn) -> float:
     """Peak resident memory added by ``fn()`` (Linux: the high-water mark is reset first)."""
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     before = _status_mb("VmRSS")
@@ -219,8 +219,8 @@ def main() -> None:
                 continue
             x = torch.rand(1, cin, size, size)
             with torch.inference_mode():
-                ours = best_time(lambda: model(x), args.repeat)
-                base = best_time(lambda: baseline(model, x), args.repeat)
+                ours = best_time(lambda model=model, x=x: model(x), args.repeat)
+                base = best_time(lambda model=model, x=x: baseline(model, x), args.repeat)
                 diff = float((model(x) - baseline(model, x)).abs().max() / baseline(model, x).abs().max())
             gflop = count_flops(model.config, size, size) / 1e9
             mem = ("-", "-") if args.no_memory else (

@@ -1,7 +1,7 @@
 """onnxruntime against our PyTorch path on the CPU, side by side in one run.
 
 For official architectures (full size, random weights in the official format) and square inputs,
-the model is exported with :func:`swinir.onnx_export.export_onnx` and both back-ends run the same
+the model is exported with :func:`swinir.models.onnx_export.export_onnx` and both back-ends run the same
 input with the same number of threads, interleaved (PyTorch, onnxruntime, PyTorch, ...) so that
 load from other processes hits both alike.  Printed per case: the median latency of each, the
 ratio onnxruntime / PyTorch (< 1: onnxruntime is faster) and the max relative difference.
@@ -27,11 +27,11 @@ sys.path.insert(0, str(HERE.parent))
 
 import torch  # noqa: E402
 
-from swinir.network import SwinIR  # noqa: E402
-from swinir.onnx_export import export_onnx  # noqa: E402
-from swinir.onnx_runtime import OnnxModel  # noqa: E402
+from swinir.models.network import SwinIR  # noqa: E402
+from swinir.models.onnx_export import export_onnx  # noqa: E402
+from swinir.models.onnx_runtime import OnnxModel  # noqa: E402
 
-MANIFEST = json.loads((HERE.parent / "swinir" / "data" / "official_checkpoints.json").read_text())
+MANIFEST = json.loads((HERE.parent / "swinir" / "assets" / "official_checkpoints.json").read_text())
 CASES = {
     "SwinIR-S x2": "002_lightweightSR_DIV2K_s64w8_SwinIR-S_x2.pth",
     "SwinIR-M x4": "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth",

@@ -20,11 +20,12 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from swinir import load_model, zoo  # noqa: E402
-from swinir.degrade import bicubic_lr  # noqa: E402
-from swinir.io import list_images, read_image  # noqa: E402
-from swinir.metrics import psnr  # noqa: E402
-from swinir.restore import Restorer  # noqa: E402
+from swinir import load_model  # noqa: E402
+from swinir.degradations.protocol import bicubic_lr  # noqa: E402
+from swinir.eval.metrics import psnr  # noqa: E402
+from swinir.image.io import list_images, read_image  # noqa: E402
+from swinir.inference.restorer import Restorer  # noqa: E402
+from swinir.models import zoo  # noqa: E402
 
 
 def run_path(model: torch.nn.Module, images: list[np.ndarray], scale: int, **options: object) -> tuple[float, float]:
@@ -61,7 +62,7 @@ def main() -> None:
     for label, options in paths.items():
         try:
             seconds, score = run_path(model, images, model.scale, device=args.device, **options)
-        except Exception as exc:  # noqa: BLE001 - a path unavailable here is reported, not fatal
+        except Exception as exc:
             print(f"| {label} | unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} | | | |")
             continue
         if base_time is None:

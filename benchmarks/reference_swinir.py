@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from swinir.network import SwinIR
+from swinir.models.network import SwinIR
 
 
 def _partition(x: Tensor, ws: int) -> Tensor:
@@ -40,10 +40,10 @@ def _mask(h: int, w: int, ws: int, shift: int) -> Tensor:
             cnt += 1
     mw = _partition(img, ws).view(-1, ws * ws)
     m = mw.unsqueeze(1) - mw.unsqueeze(2)
-    return m.masked_fill(m != 0, float(-100.0)).masked_fill(m == 0, float(0.0))
+    return m.masked_fill(m != 0, (-100.0)).masked_fill(m == 0, 0.0)
 
 
-def _attention(attn_mod, x: Tensor, mask: Tensor | None) -> Tensor:  # noqa: ANN001
+def _attention(attn_mod, x: Tensor, mask: Tensor | None) -> Tensor:
     b_, n, c = x.shape
     nh = attn_mod.num_heads
     qkv = attn_mod.qkv(x).reshape(b_, n, 3, nh, c // nh).permute(2, 0, 3, 1, 4)
@@ -62,7 +62,7 @@ def _attention(attn_mod, x: Tensor, mask: Tensor | None) -> Tensor:  # noqa: ANN
     return attn_mod.proj(x)
 
 
-def _block(blk, x: Tensor, x_size: tuple[int, int]) -> Tensor:  # noqa: ANN001
+def _block(blk, x: Tensor, x_size: tuple[int, int]) -> Tensor:
     h, w = x_size
     b, _, c = x.shape
     ws, shift = blk.window_size, blk.shift_size

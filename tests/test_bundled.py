@@ -5,14 +5,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import require_shared
-from swinir import Restorer, load_model, zoo
+
+from swinir import Restorer, load_model
 from swinir.cli import main
-from swinir.degrade import add_gaussian_noise, bicubic_lr
-from swinir.imresize import imresize
-from swinir.io import list_images, read_image
-from swinir.metrics import psnr
+from swinir.degradations.protocol import add_gaussian_noise, bicubic_lr
+from swinir.eval.metrics import psnr
+from swinir.image.imresize import imresize
+from swinir.image.io import list_images, read_image
+from swinir.models import zoo
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_bundled_denoiser_beats_the_noisy_input() -> None:
 @pytest.mark.parametrize("args", [["--task", "classical_sr", "--scale", "4"], ["--task", "color_dn", "--noise", "25"]])
 def test_restore_falls_back_to_the_bundled_model(empty_cache: Path, capsys: pytest.CaptureFixture[str],
                                                  args: list[str]) -> None:
-    from swinir.io import write_image
+    from swinir.image.io import write_image
 
     src = empty_cache / "in" / "a.png"
     write_image(src, np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8))
@@ -75,7 +76,7 @@ def test_restore_falls_back_to_the_bundled_model(empty_cache: Path, capsys: pyte
 
 
 def test_demo_writes_the_result_and_the_comparison(tmp_path: Path) -> None:
-    from swinir.demo import run
+    from swinir.cli.demo import run
 
     demo = run(tmp_path / "demo")
     assert demo.bundled and demo.result.is_file() and demo.comparison.is_file()

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO_ROOT, require_shared
-from swinir import load_model, save_model
-from swinir.checkpoint import detect_arguments, guess_task, read_checkpoint, unwrap_state_dict
-from swinir.errors import CheckpointError, SwinIRError, ZooError
-from swinir.network import SwinIR
 
-MANIFEST = json.loads((REPO_ROOT / "swinir" / "data" / "official_checkpoints.json").read_text())
+from swinir import load_model, save_model
+from swinir.core.errors import CheckpointError, SwinIRError, ZooError
+from swinir.models.checkpoint import detect_arguments, guess_task, read_checkpoint, unwrap_state_dict
+from swinir.models.network import SwinIR
+
+MANIFEST = json.loads((REPO_ROOT / "swinir" / "assets" / "official_checkpoints.json").read_text())
 TINY = dict(embed_dim=12, depths=[2, 2], num_heads=[2, 3], window_size=4, mlp_ratio=2.0, img_size=16)
 
 
@@ -201,7 +201,7 @@ def test_truncated_file(tmp_path: Path) -> None:
 
 
 class Exploit:
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (os.system, ("echo pwned > /dev/null",))
 
 
@@ -247,7 +247,7 @@ def test_read_checkpoint_returns_our_metadata(tmp_path: Path) -> None:
 def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
     import stat
 
-    from swinir.fileutil import current_umask
+    from swinir.core.files import current_umask
 
     model = SwinIR(**TINY, upsampler="", upscale=1)
     for suffix in (".pth", ".safetensors"):

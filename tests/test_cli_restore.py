@@ -1,4 +1,4 @@
-"""``swinir restore`` and the batch API behind it (:mod:`swinir.batch`).
+"""``swinir restore`` and the batch API behind it (:mod:`swinir.inference.batch`).
 
 Every run goes through :func:`swinir.cli.main` (the real entry point: one-line errors, exit
 codes) with tiny random SwinIR checkpoints written by :func:`swinir.save_model`.  ``SWINIR_HOME``
@@ -20,8 +20,11 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from swinir import SwinIR, save_model, zoo
-from swinir.batch import (
+from swinir import SwinIR, save_model
+from swinir.cli import main
+from swinir.core.errors import SwinIRError, ZooError
+from swinir.image.io import read_image, write_image
+from swinir.inference.batch import (
     BatchRestorer,
     choose_model,
     open_model,
@@ -30,10 +33,8 @@ from swinir.batch import (
     plan_jobs,
     restore_image,
 )
-from swinir.cli import main
-from swinir.errors import SwinIRError, ZooError
-from swinir.io import read_image, write_image
-from swinir.restore import PADDING_MODES, Restorer
+from swinir.inference.restorer import PADDING_MODES, Restorer
+from swinir.models import zoo
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,7 +66,7 @@ def _tiny(path: Path, *, scale: int, in_chans: int = 3, seed: int = 0) -> Path:
 
 @pytest.fixture
 def no_bundled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A zoo without bundled models (whatever ships in swinir/data), for the fallback tests."""
+    """A zoo without bundled models (whatever ships in swinir/assets), for the fallback tests."""
     monkeypatch.setattr(zoo, "MODELS", {name: e for name, e in zoo.MODELS.items() if not e.bundled})
 
 
@@ -485,7 +486,7 @@ class PicklyModel(torch.nn.Module):
 
 
 def test_out_of_memory_is_retried_with_smaller_tiles(tmp_path: Path) -> None:
-    from swinir.io import Image
+    from swinir.image.io import Image
 
     model = PicklyModel()
     restorer = Restorer(model, tile=0)
@@ -504,12 +505,12 @@ def test_out_of_memory_is_retried_with_smaller_tiles(tmp_path: Path) -> None:
 def test_interrupt_keeps_finished_files_and_exits_130(tmp_path: Path, models: dict[str, Path],
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    import swinir.batch
+    import swinir.inference.batch
 
     for i in range(3):
         save(tmp_path / "in" / f"{i}.png", rgb(16, 16, i))
     calls = []
-    real = swinir.batch.restore_image
+    real = swinir.inference.batch.restore_image
 
     def interrupt_second(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -517,7 +518,7 @@ def test_interrupt_keeps_finished_files_and_exits_130(tmp_path: Path, models: di
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(swinir.batch, "restore_image", interrupt_second)
+    monkeypatch.setattr(swinir.inference.batch, "restore_image", interrupt_second)
     code, _, err = run("restore", tmp_path / "in", "-o", tmp_path / "out", "--model", models["dn"], capsys=capsys)
     assert code == 130
     assert "interrupted" in err and "restored 1" in err and "2 not processed" in err
@@ -526,12 +527,12 @@ def test_interrupt_keeps_finished_files_and_exits_130(tmp_path: Path, models: di
 
 def test_interrupt_while_loading_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    import swinir.batch
+    import swinir.inference.batch
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(swinir.batch, "open_model", interrupted)
+    monkeypatch.setattr(swinir.inference.batch, "open_model", interrupted)
     save(tmp_path / "a.png", rgb(8, 8))
     code, _, err = run("restore", tmp_path / "a.png", "-o", tmp_path / "out", "--model", "x.pth", capsys=capsys)
     assert code == 130 and "interrupted" in err and not (tmp_path / "out").exists()

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from swinir.data import (
+from swinir.core.errors import ConfigError
+from swinir.degradations.protocol import jpeg_compress
+from swinir.image.imresize import imresize
+from swinir.image.io import read_image, write_image
+from swinir.train.data import (
     IterationSampler,
     RestorationDataset,
     augment,
@@ -17,10 +21,6 @@ from swinir.data import (
     load_validation_set,
     make_train_loader,
 )
-from swinir.degrade import jpeg_compress
-from swinir.errors import ConfigError
-from swinir.imresize import imresize
-from swinir.io import read_image, write_image
 
 
 def _smooth_image(rng: np.random.Generator, h: int, w: int, channels: int = 3) -> np.ndarray:

@@ -8,10 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import require_shared
-from swinir.color import rgb2ycbcr
-from swinir.degrade import (
+
+from swinir.degradations.protocol import (
     TASKS,
     add_gaussian_noise,
     bicubic_lr,
@@ -23,7 +22,8 @@ from swinir.degrade import (
     random_jpeg,
     read_gray_for_denoising,
 )
-from swinir.metrics import psnr
+from swinir.eval.metrics import psnr
+from swinir.image.color import rgb2ycbcr
 
 
 def _set12(n: int = 12) -> list[np.ndarray]:

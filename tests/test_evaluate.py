@@ -12,14 +12,14 @@ from click.testing import CliRunner
 from conftest import require_shared
 from PIL import Image
 
-from swinir import evaluate as ev
-from swinir import paper
 from swinir.cli import cli
-from swinir.degrade import bicubic_lr
-from swinir.errors import SwinIRError
-from swinir.io import read_image, write_image
-from swinir.metrics import psnr
-from swinir.network import SwinIR
+from swinir.core.errors import SwinIRError
+from swinir.degradations.protocol import bicubic_lr
+from swinir.eval import paper
+from swinir.eval import protocol as ev
+from swinir.eval.metrics import psnr
+from swinir.image.io import read_image, write_image
+from swinir.models.network import SwinIR
 
 TINY = dict(embed_dim=12, depths=[1], num_heads=[2], mlp_ratio=2.0, img_size=16)
 
@@ -28,7 +28,7 @@ BICUBIC_PY = {2: (33.67, 0.9303), 3: (30.40, 0.8689), 4: (28.43, 0.8111)}
 BICUBIC_MATLAB = {2: 33.66, 3: 30.39, 4: 28.42}
 
 
-def run(*args: str) -> "object":
+def run(*args: str) -> object:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result
 
@@ -192,7 +192,7 @@ def test_option_errors_exit_2(tmp_path: Path) -> None:
 # A real (tiny, random) network through the protocol
 # --------------------------------------------------------------------------------------------
 def test_tiny_model_task_from_checkpoint_and_saved_images(tmp_path: Path) -> None:
-    from swinir.checkpoint import save_model
+    from swinir.models.checkpoint import save_model
 
     ckpt = tmp_path / "tiny_x2.pth"
     save_model(tiny_model(upscale=2, upsampler="pixelshuffle"), ckpt)
@@ -247,7 +247,7 @@ def test_model_method_matches_official_pipeline(tmp_path: Path) -> None:
 # Published tables and the --paper comparison
 # --------------------------------------------------------------------------------------------
 def test_paper_table_contents() -> None:
-    from swinir import zoo
+    from swinir.models import zoo
 
     rows = paper.paper_results()
     assert len(rows) > 100
@@ -287,7 +287,7 @@ def test_dataset_discovery(tmp_path: Path) -> None:
 
 
 def _fake_loader(fail: set[str]):
-    from swinir import zoo
+    from swinir.models import zoo
 
     def load(name: str, device: object = "cpu") -> SwinIR:
         if name in fail:
@@ -346,8 +346,8 @@ def test_paper_comparison_with_fake_models(tmp_path: Path, monkeypatch: pytest.M
 # swinir compare
 # --------------------------------------------------------------------------------------------
 def test_compare_writes_figure(tmp_path: Path) -> None:
-    from swinir.checkpoint import save_model
-    from swinir.figure import default_box, figure_layout
+    from swinir.eval.figure import default_box, figure_layout
+    from swinir.models.checkpoint import save_model
 
     a, b = tmp_path / "a.pth", tmp_path / "b.pth"
     save_model(tiny_model(upscale=2, upsampler="pixelshuffle"), a)

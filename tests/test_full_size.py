@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO_ROOT
+
 from swinir import SwinIR, load_model
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-from reference_swinir import reference_forward  # noqa: E402
+from reference_swinir import reference_forward
 
-MANIFEST = json.loads((REPO_ROOT / "swinir" / "data" / "official_checkpoints.json").read_text())
+MANIFEST = json.loads((REPO_ROOT / "swinir" / "assets" / "official_checkpoints.json").read_text())
 REPRESENTATIVE = {
     "002_lightweightSR_DIV2K_s64w8_SwinIR-S_x4.pth",
     "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN.pth",

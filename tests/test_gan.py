@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 import yaml
 from click.testing import CliRunner
-
 from conftest import REPO_ROOT, require_shared
+
 from swinir import SwinIR, load_model
 from swinir.cli import cli
-from swinir.config import load_config
-from swinir.discriminator import UNetDiscriminatorSN
-from swinir.errors import ConfigError, SwinIRError
-from swinir.losses import VGG19_LAYERS, GANLoss, PerceptualLoss, VGG19Features
-from swinir.train import find_resume_checkpoint, train
+from swinir.core.errors import ConfigError, SwinIRError
+from swinir.models.discriminator import UNetDiscriminatorSN
+from swinir.train.config import load_config
+from swinir.train.loop import find_resume_checkpoint, train
+from swinir.train.losses import VGG19_LAYERS, GANLoss, PerceptualLoss, VGG19Features
 
 torch.set_num_threads(1)
 
@@ -154,7 +154,7 @@ def test_gan_losses() -> None:
 # --------------------------------------------------------------------------------------------
 # GAN training on the smoke data
 # --------------------------------------------------------------------------------------------
-def smoke_gan(**overrides: Any):  # noqa: ANN201
+def smoke_gan(**overrides: Any):
     """configs/realsr_smoke_gan.yaml made even smaller, with ``section.key`` overrides."""
     require_shared("trainsets", "BSD400")
     sets = ["train.iterations=4", "train.log_every=1", "train.checkpoint_every=2", "train.keep_checkpoints=5",

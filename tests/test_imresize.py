@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import require_shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import require_shared
-from swinir.imresize import contributions, cubic, imresize, modcrop
+from swinir.image.imresize import contributions, cubic, imresize, modcrop
 
 SET5_NAMES = ("baby", "bird", "butterfly", "head", "woman")
 

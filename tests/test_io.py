@@ -1,4 +1,4 @@
-"""Tests for swinir.io: depth/alpha/ICC/orientation-preserving image I/O, errors, atomic writes."""
+"""Tests for swinir.image.io: depth/alpha/ICC/orientation-preserving image I/O, errors, atomic writes."""
 from __future__ import annotations
 
 import errno
@@ -14,8 +14,8 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageFile, ImageOps
 
-from swinir import io as sio
-from swinir.errors import ImageReadError, ImageWriteError, SwinIRError
+from swinir.core.errors import ImageReadError, ImageWriteError, SwinIRError
+from swinir.image import io as sio
 
 KINDS = ["gray", "gray_alpha", "rgb", "rgba"]
 WITH_ALPHA = ("gray_alpha", "rgba")

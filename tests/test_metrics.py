@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import require_shared
-from swinir.color import rgb2ycbcr, ycbcr2rgb
-from swinir.imresize import imresize, modcrop
-from swinir.metrics import blocking_effect_factor, crop_border, psnr, psnr_b, ssim, to_y_channel
+
+from swinir.eval.metrics import blocking_effect_factor, crop_border, psnr, psnr_b, ssim, to_y_channel
+from swinir.image.color import rgb2ycbcr, ycbcr2rgb
+from swinir.image.imresize import imresize, modcrop
 
 RNG = np.random.default_rng(1234)
 

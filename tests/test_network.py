@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import require_shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import require_shared
-from swinir.network import (
+from swinir.models.network import (
     SwinIR,
     pad_to_multiple,
     relative_position_index,
@@ -27,7 +27,8 @@ def official_manifest() -> dict:
     return json.loads(require_shared("reference", "official_checkpoints.json").read_text())
 
 
-OFFICIAL_NAMES = sorted(json.loads((__import__("pathlib").Path(__file__).parents[1] / "swinir" / "data" / "official_checkpoints.json").read_text()))
+_MANIFEST = __import__("pathlib").Path(__file__).parents[1] / "swinir" / "assets" / "official_checkpoints.json"
+OFFICIAL_NAMES = sorted(json.loads(_MANIFEST.read_text()))
 
 
 def golden_cases() -> list[str]:

@@ -9,21 +9,20 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import require_shared
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from swinir import SwinIR, save_model  # noqa: E402
-from swinir.batch import open_model  # noqa: E402
-from swinir.cli import cli  # noqa: E402
-from swinir.errors import SwinIRError  # noqa: E402
-from swinir.io import read_image, write_image  # noqa: E402
-from swinir.network import ShiftedWindows, WindowAttention, pad_to_multiple, pad_to_multiple_traceable  # noqa: E402
-from swinir.onnx_export import TOLERANCE, export_onnx, traceable, verify_onnx  # noqa: E402
-from swinir.onnx_runtime import OnnxModel  # noqa: E402
-from swinir.restore import Restorer  # noqa: E402
+from swinir import SwinIR, save_model
+from swinir.cli import cli
+from swinir.core.errors import SwinIRError
+from swinir.image.io import read_image, write_image
+from swinir.inference.batch import open_model
+from swinir.inference.restorer import Restorer
+from swinir.models.network import ShiftedWindows, WindowAttention, pad_to_multiple, pad_to_multiple_traceable
+from swinir.models.onnx_export import TOLERANCE, export_onnx, traceable, verify_onnx
+from swinir.models.onnx_runtime import OnnxModel
 
 torch.set_num_threads(1)
 

@@ -9,16 +9,16 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-
 from conftest import REPO_ROOT, require_shared
-from swinir import niqe as niqe_mod
-from swinir import realistic as R
+
 from swinir.cli import cli
-from swinir.config import load_config
-from swinir.data import RestorationDataset, load_validation_set
-from swinir.errors import ConfigError
-from swinir.imresize import imresize
-from swinir.io import read_image, write_image
+from swinir.core.errors import ConfigError
+from swinir.degradations import realistic as R
+from swinir.eval import niqe as niqe_mod
+from swinir.image.imresize import imresize
+from swinir.image.io import read_image, write_image
+from swinir.train.config import load_config
+from swinir.train.data import RestorationDataset, load_validation_set
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
@@ -92,7 +92,7 @@ def test_input_types_and_tiny_images() -> None:
     rgba = np.dstack([natural(40, 40), np.full((40, 40), 255, np.uint8)])
     assert R.degrade(rgba, 4, 2).shape == (10, 10, 3)
     for model in ("bsrgan", "realesrgan"):   # a 2x2 LR image survives 21-tap filters and resizes
-        for seed in range(8):
+        for _ in range(8):
             assert R.degrade(natural(8, 8), 4, int(rng.integers(1 << 30)), model=model).shape == (2, 2, 3)
 
 
@@ -331,7 +331,7 @@ def test_niqe_features_match_a_direct_loop() -> None:
 
 
 def test_no_reference_figures_and_report(tmp_path: Path) -> None:
-    from swinir.evaluate import BicubicMethod, Protocol
+    from swinir.eval.protocol import BicubicMethod, Protocol
 
     class Nearest:
         name = "nearest"

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO_ROOT, require_shared
-from swinir.network import SwinIR
+
+from swinir.models.network import SwinIR
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-from reference_swinir import reference_forward  # noqa: E402
+from reference_swinir import reference_forward
 
 GOLDEN = ["classical_x2", "lightweight_x4", "real_x4_3conv", "gray_dn", "color_jpeg"]
 

@@ -1,4 +1,4 @@
-"""The restoration engine (:class:`swinir.restore.Restorer`): padding, tiling, blending,
+"""The restoration engine (:class:`swinir.inference.restorer.Restorer`): padding, tiling, blending,
 ensemble, precision, and the numpy image path (alpha, gray/colour, bit depth).
 
 Models are fakes with known behaviour (pointwise maps, tile-dependent offsets) or tiny random
@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from swinir import SwinIR
-from swinir.color import ycbcr_255
-from swinir.errors import SwinIRError
-from swinir.imresize import imresize
-from swinir.restore import (
+from swinir.core.errors import SwinIRError
+from swinir.image.color import ycbcr_255
+from swinir.image.imresize import imresize
+from swinir.inference.restorer import (
     PADDING_MODES,
     Restorer,
     estimate_memory,
@@ -242,7 +242,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys, time
     import numpy as np, torch
     from swinir import SwinIR
-    from swinir.restore import Restorer, estimate_memory
+    from swinir.inference.restorer import Restorer, estimate_memory
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = SwinIR(in_chans=1, embed_dim=12, depths=[2], num_heads=[2], window_size=8, mlp_ratio=2,

@@ -22,14 +22,15 @@ import numpy as np
 import pytest
 import torch
 
-from swinir import SwinIR, save_model, zoo
-from swinir.batch import open_model, restore_image
-from swinir.io import decode_image, read_image, write_image
-from swinir.restore import Restorer
-from swinir.serve import WebApp, make_server
+from swinir import SwinIR, save_model
+from swinir.image.io import decode_image, read_image, write_image
+from swinir.inference.batch import open_model, restore_image
+from swinir.inference.restorer import Restorer
+from swinir.models import zoo
+from swinir.serve.app import WebApp, make_server
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "swinir" / "data" / "sample_baby_lr_x4.png"
+SAMPLE = REPO / "swinir" / "assets" / "sample_baby_lr_x4.png"
 torch.set_num_threads(1)
 
 
@@ -94,7 +95,7 @@ def request(url: str, method: str = "GET", body: Optional[bytes] = None, headers
 
 
 def png_bytes(pixels: np.ndarray, alpha: Optional[np.ndarray] = None) -> bytes:
-    from swinir.io import _encode_png  # noqa: PLC2701 - in-memory encoding for uploads
+    from swinir.image.io import _encode_png
 
     samples = pixels if alpha is None else np.dstack([pixels, alpha])
     return _encode_png(samples if samples.ndim == 3 else samples[:, :, None], None, 95)
@@ -227,7 +228,7 @@ def test_model_upload(served: tuple[WebApp, str], model_file: Path, tmp_path: Pa
 
 def test_uploaded_onnx_model(served: tuple[WebApp, str], model_file: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from swinir.onnx_export import export_onnx
+    from swinir.models.onnx_export import export_onnx
 
     app, url = served
     export_onnx(open_model(model_file), tmp_path / "m.onnx", verify=False)

@@ -15,15 +15,15 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-
 from conftest import REPO_ROOT, require_shared
+
 from swinir import SwinIR, load_model
 from swinir.cli import cli
-from swinir.config import load_config
-from swinir.errors import ConfigError
-from swinir.imresize import imresize
-from swinir.io import write_image
-from swinir.train import (
+from swinir.core.errors import ConfigError
+from swinir.image.imresize import imresize
+from swinir.image.io import write_image
+from swinir.train.config import load_config
+from swinir.train.loop import (
     charbonnier_loss,
     ema_update,
     find_resume_checkpoint,
@@ -64,7 +64,7 @@ def tiny(images: Path, **changes: Any) -> dict[str, Any]:
     return raw
 
 
-def cfg(images: Path, **changes: Any):  # noqa: ANN201
+def cfg(images: Path, **changes: Any):
     return load_config(raw=tiny(images, **changes))
 
 
@@ -145,7 +145,7 @@ def test_every_shipped_config_validates(tmp_path: Path) -> None:
         name = Path(file).stem
         if name[:3] in ("001", "002", "004", "005", "006"):
             recipes += 1
-            from swinir import zoo
+            from swinir.models import zoo
 
             official = zoo.get_entry(name).arguments
             for key in OFFICIAL_ARGS:
@@ -234,11 +234,11 @@ def test_resume_with_workers_and_interrupt(images: Path, tmp_path: Path, monkeyp
     straight = train(cfg(images, **changes), run_dir=tmp_path / "a")
 
     # a SIGTERM-like stop request after iteration 2: checkpoint there, then resume
-    import swinir.train as train_module
+    import swinir.train.loop as train_module
 
     original = train_module._Trainer._stop_agreed
 
-    def stop_at_two(self, local: bool) -> bool:  # noqa: ANN001
+    def stop_at_two(self, local: bool) -> bool:
         return original(self, local) or self.iteration == 2
 
     monkeypatch.setattr(train_module._Trainer, "_stop_agreed", stop_at_two)
@@ -258,7 +258,7 @@ def test_killed_during_save_resumes_from_previous(images: Path, tmp_path: Path, 
     ckpts = run / "checkpoints"
     good = ckpts / "iter_00000006.pt"
     # a crash during torch.save leaves the old checkpoints and no partial file in place
-    import swinir.train as train_module
+    import swinir.train.loop as train_module
 
     def broken_save(obj: Any, f: Any) -> None:
         Path(f).write_bytes(b"PK\x03\x04 half written")

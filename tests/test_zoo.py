@@ -1,4 +1,4 @@
-"""Tests of the checkpoint registry (swinir.zoo) and the resumable downloader (swinir.download).
+"""Tests of the checkpoint registry (swinir.models.zoo) and the resumable downloader (swinir.models.download).
 
 Every download test talks to a throw-away HTTP server on 127.0.0.1; a guard fixture makes any
 connection to another address fail the test.
@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from swinir import zoo
-from swinir.download import download
-from swinir.errors import ChecksumError, DownloadError, SwinIRError, ZooError
+from swinir import assets
+from swinir.core.errors import ChecksumError, DownloadError, SwinIRError, ZooError
+from swinir.models import zoo
+from swinir.models.download import download
 
 MANIFEST = json.loads(
-    (resources.files("swinir") / "data" / "official_checkpoints.json").read_text("utf-8"))
+    (resources.files("swinir.assets") / "official_checkpoints.json").read_text("utf-8"))
 
 # name -> (task, scale, noise, jpeg, training_data, variant, gan)
 EXPECTED = {
@@ -240,7 +241,7 @@ def test_entries_reject_paths_as_file_names() -> None:
 
 
 def test_unwrap_state_dict() -> None:
-    from swinir.checkpoint import unwrap_state_dict
+    from swinir.models.checkpoint import unwrap_state_dict
 
     a, b, c = torch.zeros(1), torch.ones(1), torch.full((1,), 3.0)
     weights = {"a": a}
@@ -269,10 +270,10 @@ class Server:
 
 def _handler(state: Server) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             state.requests.append((self.path, self.headers.get("Range")))
             data = state.files.get(self.path.lstrip("/"))
             if data is None:
@@ -542,19 +543,19 @@ def test_bundled_entries_resolve_to_package_data(monkeypatch: pytest.MonkeyPatch
     from safetensors.torch import save_file
 
     package = tmp_path / "package"
-    (package / "data").mkdir(parents=True)
+    package.mkdir(parents=True)
     keys = {"conv_first.weight": (8, 3, 3, 3), "conv_first.bias": (8,)}
-    save_file(_state_dict(keys), str(package / "data" / "ours_x2.safetensors"))
+    save_file(_state_dict(keys), str(package / "ours_x2.safetensors"))
     base = zoo.get_entry("002_lightweightSR_DIV2K_s64w8_SwinIR-S_x2")
     entry = replace(base, name="ours_x2", filename="ours_x2.safetensors", url=None,
                     bundled=True, bundled_file="ours_x2.safetensors", keys=keys, size=None,
                     sha256=None)
     assert not entry.official
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
-    monkeypatch.setattr(zoo.resources, "files", lambda package_name: package)
+    monkeypatch.setattr(assets.resources, "files", lambda package_name: package)
     assert zoo.get_entry("ours_x2.safetensors") is entry
     assert zoo.entry_url(entry) is None
-    assert zoo.fetch("ours_x2") == package / "data" / "ours_x2.safetensors"
+    assert zoo.fetch("ours_x2") == package / "ours_x2.safetensors"
     zoo.verify_checkpoint(zoo.fetch(entry), entry)
     with pytest.raises(ChecksumError, match="missing"):
         zoo.verify_checkpoint(zoo.fetch(entry), replace(entry, keys={**keys, "x": (1,)}))

@@ -1,11 +1,11 @@
-"""Turn a finished training run into a bundled model file (``swinir/data/bundled_*.safetensors``).
+"""Turn a finished training run into a bundled model file (``swinir/assets/bundled_*.safetensors``).
 
     python tools/bundle_model.py runs/bundled_classicalSR_x4 --task classical_sr
     python tools/bundle_model.py runs/bundled_colorDN_noise25 --task color_dn --noise 25
 
 The run's final EMA weights (``model.pth``'s ``params_ema``) are written as safetensors with the
 constructor arguments and the task facts in the metadata, which is all the zoo needs to list and
-select the model (see ``swinir.zoo._bundled_entries``).
+select the model (see ``swinir.models.zoo._bundled_entries``).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def main() -> None:
     name = args.name or args.run_dir.name
     facts = {"task": args.task, "noise": args.noise, "jpeg": args.jpeg, "training_data": "BSD400",
              "variant": "bundled", "description": f"trained with configs/bundled from {args.run_dir.name}"}
-    path = save_model(model, ROOT / "swinir" / "data" / f"{name}.safetensors", extra_metadata=facts)
+    path = save_model(model, ROOT / "swinir" / "assets" / f"{name}.safetensors", extra_metadata=facts)
     size = path.stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB, {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k parameters)")
 

@@ -1,7 +1,7 @@
 """The ``swinir`` command line: a thin layer over the Python API.
 
 Each command lives in its own module (``swinir/cli/<command>.py``) and is imported only when it
-runs, so ``swinir --help`` stays fast.  User errors (:class:`~swinir.errors.SwinIRError`) are
+runs, so ``swinir --help`` stays fast.  User errors (:class:`~swinir.core.errors.SwinIRError`) are
 printed as one line on stderr with exit status 2, never as a traceback.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user errors become one line on stderr (exit 2), Ctrl-C exits 130."""
-    from ..errors import SwinIRError
+    from swinir.core.errors import SwinIRError
 
     try:
         result = cli.main(args=argv, prog_name="swinir", standalone_mode=False)

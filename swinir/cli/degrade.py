@@ -23,16 +23,16 @@ __all__ = ["degrade", "degradation_sheet", "load_degradation_config"]
 
 
 def load_degradation_config(path: Path) -> tuple[Any, Optional[int]]:
-    """A :class:`~swinir.realistic.DegradationConfig` from YAML, and the config's scale if any.
+    """A :class:`~swinir.degradations.realistic.DegradationConfig` from YAML, and the config's scale if any.
 
     The file is a training config (its ``data.degradation`` and ``data.scale`` are used) or a bare
     degradation section (``model: ..., bsrgan: {...}``).
     """
     import yaml
 
-    from ..config import _from_dict, load_config
-    from ..errors import ConfigError
-    from ..realistic import DegradationConfig
+    from swinir.core.errors import ConfigError
+    from swinir.degradations.realistic import DegradationConfig
+    from swinir.train.config import _from_dict, load_config
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -77,7 +77,7 @@ def degradation_sheet(
 
     Args:
         images: ``(name, uint8 RGB)`` clean images.
-        degraders: label → :class:`~swinir.realistic.Degradation` (all with the same scale).
+        degraders: label → :class:`~swinir.degradations.realistic.Degradation` (all with the same scale).
         count: samples per row.
         seed: sample ``k`` of image ``i`` uses ``default_rng([seed, i, k])`` (as the command).
         crop: side of the HR crop shown (rounded down to a multiple of the scale).
@@ -141,8 +141,8 @@ def degrade(input_dir: Path, out_dir: Path, model: Optional[str], scale: Optiona
     Writes COUNT low-resolution PNGs per image to OUT_DIR (H/scale x W/scale), made with the
     BSRGAN or Real-ESRGAN degradation model; see docs/realsr.md.
     """
-    from ..io import list_images, read_image, write_image
-    from ..realistic import DegradationConfig, build_degradation
+    from swinir.degradations.realistic import DegradationConfig, build_degradation
+    from swinir.image.io import list_images, read_image, write_image
 
     config, config_scale = (load_degradation_config(config_file) if config_file else (DegradationConfig(), None))
     if model is not None:
@@ -175,7 +175,7 @@ def degrade(input_dir: Path, out_dir: Path, model: Optional[str], scale: Optiona
             if sheet is not None and len(sheet_images) < 4:
                 sheet_images.append((rel.as_posix(), hr))
                 sheet_indices.append(i)
-        except Exception as exc:  # noqa: BLE001 - report every failing file, go on with the others
+        except Exception as exc:
             failed += 1
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"error: {path}: {first}", err=True)

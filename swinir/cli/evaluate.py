@@ -10,9 +10,8 @@ from typing import Any, Optional, Union
 
 import click
 
-from .options import parse_tile
-
-from ..errors import SwinIRError
+from swinir.cli.options import parse_tile
+from swinir.core.errors import SwinIRError
 
 _METRIC_TITLES = {"psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR_Y", "ssim_y": "SSIM_Y", "psnr_b": "PSNR_B",
                   "psnr_b_y": "PSNR_B_Y"}
@@ -29,14 +28,14 @@ def _format_value(metric: str, value: Optional[float]) -> str:
 
 
 def _echo_json(path: str, data: Any) -> None:
-    from ..fileutil import atomic_path
+    from swinir.core.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 def _write_text(path: str, text: str) -> None:
-    from ..fileutil import atomic_path
+    from swinir.core.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -104,7 +103,7 @@ def _paper_lines(rows: Sequence[Any]) -> list[str]:
 
 
 def _paper_markdown(report: Any) -> str:
-    from ..paper import paper_sources
+    from swinir.eval.paper import paper_sources
 
     sources = paper_sources()
     out = [f"# SwinIR paper vs. this implementation: {report.task}", "",
@@ -202,7 +201,7 @@ def _run_eval(model: Optional[str], datasets: tuple[str, ...], task: Optional[st
               noise: Optional[float], jpeg: Optional[int], lq_dir: Optional[str], json_path: Optional[str],
               markdown_path: Optional[str], save_dir: Optional[str], tile: Union[int, str], tile_overlap: int,
               ensemble: bool, padding: str, y_rounding: bool, device: str, precision: str) -> int:
-    from ..evaluate import evaluate_dataset, open_method
+    from swinir.eval.protocol import evaluate_dataset, open_method
 
     if not datasets:
         raise SwinIRError("give --dataset DIR (a folder of clean images), or --paper TASK --datasets-root DIR")
@@ -242,7 +241,7 @@ def _run_eval(model: Optional[str], datasets: tuple[str, ...], task: Optional[st
 def _run_paper(task: str, root: Optional[str], datasets: tuple[str, ...], model: Optional[str],
                json_path: Optional[str], markdown_path: Optional[str], tile: Union[int, str], tile_overlap: int,
                ensemble: bool, padding: str, y_rounding: bool, device: str, precision: str) -> int:
-    from ..paper import reproduce
+    from swinir.eval.paper import reproduce
 
     if root is None:
         raise SwinIRError("--paper needs --datasets-root DIR (the folder that holds Set5, Set14, ...)")
@@ -297,8 +296,8 @@ def compare(image: str, more_models: tuple[str, ...], models: tuple[str, ...], t
     IMAGE is a clean image; it is degraded with the paper's protocol for the task.  Each crop
     has the method's whole-image PSNR/SSIM under it (Y channel for SR).
     """
-    from ..evaluate import open_method
-    from ..figure import compare_methods, parse_box
+    from swinir.eval.figure import compare_methods, parse_box
+    from swinir.eval.protocol import open_method
 
     try:
         specs = list(models) + list(more_models)

@@ -47,9 +47,9 @@ def export(ctx: click.Context, model_spec: str, output: Path, opset: Optional[in
     """
     import torch
 
-    from ..checkpoint import load_model
-    from ..errors import SwinIRError
-    from ..onnx_export import DEFAULT_OPSET, export_onnx
+    from swinir.core.errors import SwinIRError
+    from swinir.models.checkpoint import load_model
+    from swinir.models.onnx_export import DEFAULT_OPSET, export_onnx
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -11,7 +11,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(task: str | None, as_json: bool) -> None:
     """List the model zoo: name, task, level, parameters, and whether it is available offline."""
-    from .. import zoo
+    from swinir.models import zoo
 
     rows = []
     for entry in zoo.list_models(task):
@@ -32,7 +32,7 @@ def models(task: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(source: str, as_json: bool) -> None:
     """Show the architecture detected in a checkpoint file (or zoo name)."""
-    from ..checkpoint import guess_task, load_model
+    from swinir.models.checkpoint import guess_task, load_model
 
     model = load_model(source)
     arguments = dict(model.config)

@@ -1,7 +1,7 @@
 """``swinir restore``: restore files and folders into an output folder.
 
-A thin wrapper around :mod:`swinir.batch` (planning, model choice, per-file errors, summary) and
-:class:`swinir.restore.Restorer` (tiling, ensemble, precision).  Heavy imports happen inside the
+A thin wrapper around :mod:`swinir.inference.batch` (planning, model choice, per-file errors, summary) and
+:class:`swinir.inference.restorer.Restorer` (tiling, ensemble, precision).  Heavy imports happen inside the
 command so ``swinir restore --help`` stays fast.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, Optional
 
 import click
 
-from .options import parse_tile
+from swinir.cli.options import parse_tile
 
-# Kept in sync with swinir.restore.PADDING_MODES (checked by the tests) without importing torch.
+# Kept in sync with swinir.inference.restorer.PADDING_MODES (checked by the tests) without importing torch.
 PADDING_CHOICES = ("symmetric", "reflect", "replicate", "paper")
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
 
@@ -22,8 +22,8 @@ FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
 def _parse_memory(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[int]:
     if value is None:
         return None
-    from ..batch import parse_size
-    from ..errors import SwinIRError
+    from swinir.core.errors import SwinIRError
+    from swinir.inference.batch import parse_size
 
     try:
         return parse_size(value)
@@ -121,7 +121,7 @@ def restore(
     import torch
     from tqdm import tqdm
 
-    from ..batch import BatchRestorer, FileResult, Job, plan_jobs
+    from swinir.inference.batch import BatchRestorer, FileResult, Job, plan_jobs
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -187,9 +187,9 @@ def _make_restorer(pending: int, model_spec: Optional[str], *, task: Optional[st
     """The Restorer for this run, or None when no job needs one (so no model is loaded)."""
     if not pending:
         return None
-    from ..batch import choose_model, open_model
-    from ..errors import SwinIRError
-    from ..restore import Restorer, select_device
+    from swinir.core.errors import SwinIRError
+    from swinir.inference.batch import choose_model, open_model
+    from swinir.inference.restorer import Restorer, select_device
 
     if model_spec is None:
         choice = choose_model(task, scale, noise, jpeg, large=large)

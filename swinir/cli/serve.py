@@ -31,7 +31,7 @@ def serve(host: str, port: int, model_spec: Optional[str], max_upload_mb: float,
     """
     import torch
 
-    from ..serve import WebApp, _is_loopback, make_server
+    from swinir.serve.app import WebApp, _is_loopback, make_server
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -24,8 +24,8 @@ def train(config_file: Path, overrides: tuple[str, ...], run_dir: Path | None, r
     Under ``torchrun --nproc_per_node N -m swinir train CONFIG`` it trains with
     DistributedDataParallel; the global batch size stays data.batch_size.
     """
-    from ..config import load_config
-    from ..train import train as run_training
+    from swinir.train.config import load_config
+    from swinir.train.loop import train as run_training
 
     logger = logging.getLogger("swinir")
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports progress
@@ -58,7 +58,7 @@ def prepare(input_dir: Path, output_dir: Path, crop_size: int, step: int, thresh
     As commonly done for DIV2K/Flickr2K (480x480, step 240) so that training reads small files;
     use --crop 480/s --step 240/s on the matching LR_bicubic/Xs folder for paired LR data.
     """
-    from ..data import extract_subimages
+    from swinir.train.data import extract_subimages
 
     count, written = extract_subimages(input_dir, output_dir, crop_size=crop_size, step=step,
                                        thresh_size=thresh_size, workers=workers)

@@ -1,0 +1,632 @@
+"""Batch restoration: the engine behind ``swinir restore``, usable from Python.
+
+The command line is a thin wrapper around four steps, each available here:
+
+1. **Choose a model** — :func:`choose_model` maps a task and degradation level to the best
+   weights available offline (cached official checkpoint, else a bundled model, else a clear
+   error saying how to get one); :func:`open_model` loads a zoo name or checkpoint path (the one
+   place where other model formats, e.g. ONNX, plug in).
+2. **Plan** — :func:`plan_jobs` expands files and folders into :class:`Job` objects: the input,
+   its output path under the output folder (same relative path and name, new extension and
+   optional suffix), and whether it will be skipped (output exists) or refused (the output would
+   overwrite an input, land outside the output folder, or collide with another output).
+3. **Restore** — :class:`BatchRestorer` reads each image (EXIF orientation applied, ICC profile
+   kept), restores it with a :class:`~swinir.inference.restorer.Restorer` (alpha, gray/colour and 16 bits
+   preserved), optionally resizes it to ``outscale`` × the input size, and writes it atomically.
+   A file that fails is recorded and the batch goes on; out-of-memory errors are retried with
+   smaller tiles first.
+4. **Report** — :class:`BatchSummary` counts done/skipped/failed files, time and input
+   megapixels per second, and formats the summary the command prints.
+
+Example::
+
+    from swinir.inference.batch import BatchRestorer, choose_model, open_model, plan_jobs
+    from swinir.inference.restorer import Restorer
+
+    choice = choose_model("classical_sr", scale=4)
+    restorer = Restorer(open_model(choice.spec), tile="auto")
+    jobs = plan_jobs(["photos"], "out", recursive=True)
+    summary = BatchRestorer(restorer).run(jobs)
+    print(summary.format())
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+import numpy as np
+
+from swinir.core.errors import ImageReadError, ImageWriteError, SwinIRError, ZooError
+from swinir.core.tasks import SR_TASKS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from swinir.image.io import Image
+    from swinir.inference.restorer import Restorer
+    from swinir.models.zoo import ZooEntry
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "BatchRestorer",
+    "BatchSummary",
+    "FileResult",
+    "Job",
+    "ModelChoice",
+    "choose_model",
+    "open_model",
+    "output_path",
+    "parse_size",
+    "plan_jobs",
+    "restore_image",
+]
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: ``--format`` value -> file extension of the outputs.
+OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp",
+                                  "tif": ".tif", "tiff": ".tif"}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------------------------
+# Small parsers
+# --------------------------------------------------------------------------------------------
+def parse_size(text: Union[str, int]) -> int:
+    """Parse a memory size: ``2G``, ``512M``, ``1.5GB``, ``300MiB``, ``4096`` (bytes).
+
+    Units are binary (``K`` = 1024 bytes); case-insensitive.
+
+    Raises:
+        SwinIRError: the text is not a positive size.
+    """
+    if isinstance(text, int):
+        value = text
+    else:
+        match = _SIZE.match(str(text))
+        if not match:
+            raise SwinIRError(f"invalid memory size {text!r}; use e.g. 512M, 2G or 1.5G")
+        number, unit = float(match.group(1)), match.group(2).upper()
+        value = int(number * 1024 ** " KMGT".index(unit or " "))
+    if value <= 0:
+        raise SwinIRError(f"memory size must be positive, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelChoice:
+    """The outcome of :func:`choose_model`.
+
+    Attributes:
+        spec: what to pass to :func:`open_model` (a local checkpoint path; never needs network).
+        name: the zoo name of the chosen weights.
+        notice: a one-line note for the user (e.g. a bundled model stands in for official
+            weights that are not cached), or ``None``.
+    """
+
+    spec: str
+    name: str
+    notice: Optional[str] = None
+
+
+def _task_name(task: str) -> str:
+    from swinir.models import zoo
+
+    entries = zoo.list_models(task)  # normalises aliases; ZooError for unknown tasks
+    return entries[0].task if entries else task
+
+
+def _level(entry: ZooEntry) -> str:
+    if entry.noise is not None:
+        return f"noise {entry.noise}"
+    if entry.jpeg is not None:
+        return f"JPEG quality {entry.jpeg}"
+    return f"x{entry.scale}"
+
+
+def _bundled_for(task: str, scale: Optional[int], noise: Optional[int], jpeg: Optional[int],
+                 gan: bool) -> list[ZooEntry]:
+    """Bundled zoo entries for ``task`` at the requested level, best match first."""
+    from swinir.models import zoo
+
+    found = [entry for entry in zoo.list_models(task) if entry.bundled
+             and (scale is None or entry.scale == scale)
+             and (noise is None or entry.noise == noise)
+             and (jpeg is None or entry.jpeg == jpeg)]
+    return sorted(found, key=lambda entry: (entry.gan != gan, entry.name))
+
+
+def choose_model(
+    task: Optional[str] = None,
+    scale: Optional[int] = None,
+    noise: Optional[int] = None,
+    jpeg: Optional[int] = None,
+    *,
+    large: bool = False,
+    gan: bool = True,
+) -> ModelChoice:
+    """The best weights available offline for a task and degradation level.
+
+    Without ``task``: colour denoising when ``noise`` is given, colour JPEG artifact reduction
+    when ``jpeg`` is given, else classical SR.  SR tasks default to ×4.
+
+    Order of preference: the official checkpoint (:func:`swinir.models.zoo.find_model`) when it is in
+    the cache; else a bundled model for the same task and level (with a notice saying the
+    official weights are not cached and how to get them); else :class:`~swinir.core.errors.ZooError`
+    explaining how to download the official weights.  Nothing is downloaded here.
+    """
+    from swinir.models import zoo
+
+    if task is None:
+        task = "color_dn" if noise is not None else "color_jpeg" if jpeg is not None else "classical_sr"
+    task = _task_name(task)
+    if scale is None and task in SR_TASKS:
+        scale = 4
+    official: Optional[ZooEntry] = None
+    lookup_error: Optional[ZooError] = None
+    try:
+        official = zoo.find_model(task, scale, noise, jpeg, large=large, gan=gan)
+    except ZooError as exc:
+        lookup_error = exc
+    if official is not None:
+        path = zoo.cached_path(official)
+        if path is not None:
+            return ModelChoice(str(path), official.name)
+    if official is not None:  # look for a bundled stand-in at the official model's level
+        scale, noise, jpeg = official.scale, official.noise, official.jpeg
+    for bundled in _bundled_for(task, scale, noise, jpeg, gan):
+        path = zoo.cached_path(bundled)
+        if path is None:
+            continue
+        if official is None:
+            return ModelChoice(str(path), bundled.name)
+        notice = (f"note: official weights {official.name} are not cached, using the bundled model "
+                  f"{bundled.name}; for the official model run `swinir restore --model {official.name} "
+                  f"...` once (downloads it) or put {official.filename} in {zoo.cache_dir()}")
+        return ModelChoice(str(path), bundled.name, notice)
+    if official is None:
+        assert lookup_error is not None
+        raise lookup_error
+    raise ZooError(
+        f"no {task} model for {_level(official)} is available offline: the official weights "
+        f"{official.name} are not cached and no bundled model exists; download them with "
+        f"`swinir restore --model {official.name} ...` (needs network) or put {official.filename} "
+        f"in {zoo.cache_dir()}"
+    )
+
+
+def open_model(spec: Union[str, PathLike], device: Any = "cpu", precision: str = "fp32") -> torch.nn.Module:
+    """Load the model named by ``spec`` on ``device``.
+
+    ``spec`` is a zoo name (downloaded into the cache on first use) or a checkpoint path
+    (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``), or an ``.onnx`` file from ``swinir export``
+    (run through onnxruntime by :class:`~swinir.models.onnx_runtime.OnnxModel`).  ``precision`` is accepted for back-ends that
+    need it at load time; PyTorch models stay in fp32 and :class:`~swinir.inference.restorer.Restorer` runs
+    them under autocast.
+
+    This is the single hook for other model formats: the returned object only needs what
+    :class:`~swinir.inference.restorer.Restorer` uses (a callable mapping ``(N, C, H, W)`` to
+    ``(N, C, H·s, W·s)`` with ``scale``, ``window_size``/``pad_multiple`` and ``in_chans`` or
+    ``config["in_chans"]``).
+
+    Raises:
+        SwinIRError: unknown name, unreadable checkpoint, unsupported format, failed download.
+    """
+    from swinir.inference.restorer import select_device
+    from swinir.models.checkpoint import load_model
+
+    text = os.fspath(spec)
+    if text.lower().endswith(".onnx"):  # exported with `swinir export`; runs through onnxruntime
+        from swinir.models.onnx_runtime import OnnxModel
+
+        return OnnxModel(text, device=select_device(device))
+    return load_model(text, device=select_device(device))
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """One input file and where its result goes.
+
+    ``status`` is ``"pending"`` (to restore), ``"skip"`` (the output exists; ``--overwrite`` not
+    given) or ``"error"`` (refused before restoring; ``reason`` says why).
+    """
+
+    source: Path
+    relative: Path
+    output: Optional[Path]
+    status: str = "pending"
+    reason: str = ""
+
+
+def output_path(relative: PathLike, outdir: PathLike, *, format: str = "png", suffix: str = "") -> Path:
+    """``outdir/<relative folder>/<stem><suffix>.<format extension>``."""
+    rel = Path(relative)
+    fmt = format.lower().lstrip(".")
+    if fmt not in OUTPUT_FORMATS:
+        raise SwinIRError(f"unsupported output format {format!r}; use png, jpg, webp or tif")
+    return Path(outdir) / rel.parent / f"{rel.stem}{suffix}{OUTPUT_FORMATS[fmt]}"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def plan_jobs(
+    inputs: Union[PathLike, Iterable[PathLike]],
+    outdir: PathLike,
+    *,
+    recursive: bool = False,
+    format: str = "png",
+    suffix: str = "",
+    overwrite: bool = False,
+) -> list[Job]:
+    """Expand files and folders into :class:`Job` objects, in a stable order.
+
+    Folders contribute their image files (sub-folders with ``recursive``), each keeping its path
+    relative to the folder; files given directly keep their name.  When the output folder lies
+    inside an input folder, files already in the output folder are not taken as inputs (so a
+    second run does not restore its own results).  A job is refused (``status="error"``) when its
+    output would overwrite any input, resolve outside ``outdir`` (``..``, symbolic links), or
+    equal the output of an earlier job; a missing input is an error job too.  Existing outputs
+    give ``status="skip"`` unless ``overwrite``.
+    """
+    from swinir.image.io import list_images
+
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if "/" in suffix or "\\" in suffix or suffix in (".", ".."):
+        raise SwinIRError(f"--suffix must not contain path separators, got {suffix!r}")
+    out_root = Path(outdir)
+    out_resolved = out_root.resolve()
+    listed: list[Job] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        item_path = Path(item)
+        try:
+            pairs = list_images(item_path, recursive=recursive)
+        except ImageReadError as exc:
+            listed.append(Job(item_path, Path(item_path.name), None, "error", exc.reason))
+            continue
+        folder = item_path.resolve() if item_path.is_dir() else None
+        for source, relative in pairs:
+            key = source.resolve()
+            if key in seen:
+                continue
+            if (folder is not None and out_resolved != folder and _inside(out_resolved, folder)
+                    and _inside(key, out_resolved)):
+                continue  # an earlier result inside the input tree
+            seen.add(key)
+            listed.append(Job(source, relative, None))
+
+    claimed: dict[Path, Path] = {}
+    for job in listed:
+        if job.status == "error":
+            continue
+        job.output = output_path(job.relative, out_root, format=format, suffix=suffix)
+        target = job.output.resolve()
+        if not _inside(target, out_resolved):
+            job.status, job.reason = "error", f"output {job.output} would be outside the output folder {out_root}"
+        elif target in seen:
+            job.status, job.reason = "error", f"output {job.output} would overwrite an input file"
+        elif target in claimed:
+            job.status, job.reason = "error", (f"output {job.output} is already the output of {claimed[target]}"
+                                               " (use --suffix or --format to tell them apart)")
+        else:
+            claimed[target] = job.source
+            if not overwrite and (target.exists() or target.is_symlink()):
+                job.status, job.reason = "skip", "output exists (use --overwrite to replace it)"
+    return listed
+
+
+# --------------------------------------------------------------------------------------------
+# Restoring one image
+# --------------------------------------------------------------------------------------------
+def describe_failure(exc: BaseException, *, oom_hint: str = "try a smaller --tile or --max-memory") -> str:
+    """One line saying why restoring an image failed (out of memory, a SwinIR error, anything)."""
+    if _is_out_of_memory(exc):
+        _free_device_memory()
+        reason = f"out of memory; {oom_hint}"
+    elif isinstance(exc, SwinIRError):
+        reason = str(exc)
+    else:
+        log.debug("restoring failed", exc_info=True)
+        reason = f"{type(exc).__name__}: {exc}"
+    return " ".join(reason.split())
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        phrase in text for phrase in ("out of memory", "not enough memory", "can't allocate memory"))
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _restore_with_retry(restorer: Restorer, stacked: np.ndarray, alpha_mode: str, retries: int) -> np.ndarray:
+    """``restorer.restore`` that, on out-of-memory, retries with half the tile size (and one tile
+    per batch), down to the window size."""
+    saved = (restorer.tile, restorer.tile_batch)
+    try:
+        for attempt in range(retries + 1):
+            try:
+                return restorer.restore(stacked, alpha_mode=alpha_mode)
+            except Exception as exc:
+                if not _is_out_of_memory(exc):
+                    raise
+                _free_device_memory()
+                height, width = stacked.shape[:2]
+                current = restorer.tile_size_for(height, width)
+                if current <= 0:
+                    current = max(height, width)
+                smaller = (current // 2) // restorer.window * restorer.window
+                if attempt == retries or smaller < restorer.window:
+                    raise SwinIRError(f"out of memory even with {current}-pixel tiles; try a smaller "
+                                      "--tile, --max-memory or --device cpu") from exc
+                log.info("out of memory; retrying with %d-pixel tiles", smaller)
+                restorer.tile, restorer.tile_batch = smaller, 1
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        restorer.tile, restorer.tile_batch = saved
+
+
+def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    from swinir.image.imresize import imresize
+
+    if array.shape[:2] == (height, width):
+        return array
+    return imresize(array, output_shape=(height, width), round_intermediate=False)
+
+
+def restore_image(
+    restorer: Restorer,
+    image: Image,
+    *,
+    outscale: Optional[float] = None,
+    alpha_mode: str = "auto",
+    oom_retries: int = 3,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Restore a decoded :class:`~swinir.image.io.Image`; returns ``(pixels, alpha)`` at its bit depth.
+
+    Alpha travels as the last channel through :meth:`Restorer.restore` (resized for SR, kept
+    exactly otherwise, or restored with ``alpha_mode="model"``).  ``outscale`` resizes the result
+    to ``round(outscale × input size)`` with MATLAB-style bicubic (:func:`swinir.imresize`).
+    """
+    pixels, alpha = image.pixels, image.alpha
+    stacked = np.dstack([pixels, alpha]) if alpha is not None else pixels
+    result = _restore_with_retry(restorer, stacked, alpha_mode, oom_retries)
+    if outscale is not None:
+        height = max(1, int(round(image.height * outscale)))
+        width = max(1, int(round(image.width * outscale)))
+        result = _resize(result, height, width)
+    if alpha is None:
+        return result, None
+    colour = result[:, :, :-1]
+    return (colour[:, :, 0] if colour.shape[2] == 1 else colour), result[:, :, -1]
+
+
+def _flatten_alpha(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite straight-alpha pixels over white (for formats without alpha)."""
+    peak = float(np.iinfo(pixels.dtype).max)
+    a = alpha.astype(np.float32) / peak
+    if pixels.ndim == 3:
+        a = a[:, :, None]
+    flat = pixels.astype(np.float32) * a + peak * (1.0 - a)
+    return np.clip(np.rint(flat), 0, peak).astype(pixels.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Running a batch
+# --------------------------------------------------------------------------------------------
+@dataclass
+class FileResult:
+    """What happened to one input: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``."""
+
+    source: Path
+    output: Optional[Path]
+    status: str
+    reason: str = ""
+    megapixels: float = 0.0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        """One line naming the file, e.g. ``failed: a/b.png: truncated or corrupt image data``."""
+        text = f"{self.status}: {self.source}"
+        return f"{text}: {self.reason}" if self.reason else f"{text} -> {self.output}"
+
+
+@dataclass
+class BatchSummary:
+    """Counts and timing of a batch (filled in while it runs)."""
+
+    results: list[FileResult] = field(default_factory=list)
+    elapsed: float = 0.0
+    interrupted: bool = False
+    total: int = 0
+
+    def _with(self, status: str) -> list[FileResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def done(self) -> list[FileResult]:
+        """Restored files."""
+        return self._with("done")
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        """Files whose output existed."""
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[FileResult]:
+        """Files that could not be restored (with reasons)."""
+        return self._with("failed")
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and the run was not interrupted."""
+        return not self.failed and not self.interrupted
+
+    @property
+    def megapixels(self) -> float:
+        """Input megapixels restored."""
+        return sum(r.megapixels for r in self.done)
+
+    @property
+    def megapixels_per_second(self) -> float:
+        """Input megapixels restored per second of the whole run."""
+        return self.megapixels / self.elapsed if self.elapsed > 0 else 0.0
+
+    def format(self, *, failures: bool = True) -> str:
+        """The summary: a counts line, then (``failures``) one indented line per failed file."""
+        line = (f"restored {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}"
+                f" in {self.elapsed:.1f} s ({self.megapixels:.2f} MP of input, "
+                f"{self.megapixels_per_second:.3f} MP/s)")
+        if self.interrupted:
+            pending = self.total - len(self.results)
+            line = f"interrupted: {line}; {pending} not processed"
+        lines = [line]
+        if self.skipped:
+            lines.append("skipped files already have outputs; --overwrite replaces them")
+        if failures and self.failed:
+            lines.append("failed:")
+            lines.extend(f"  {r.source}: {r.reason}" for r in self.failed)
+        return "\n".join(lines)
+
+
+class BatchRestorer:
+    """Restore :class:`Job` lists with one :class:`~swinir.inference.restorer.Restorer`.
+
+    Args:
+        restorer: the engine (model, tiling, precision...); may be ``None`` when every job is
+            skipped or refused (nothing to restore, so no model needs loading).
+        outscale: final size = ``outscale`` × the input size (default: the model's scale).
+        alpha_mode: ``"auto"`` (alpha resized or kept) or ``"model"`` (alpha restored too).
+        format: output format (``png``, ``jpg``, ``webp``, ``tif``); JPEG has no alpha, so
+            transparent images are composited over white for it.
+        quality: JPEG/WebP quality.
+        on_start: ``callback(job, index, count)`` before each pending job.
+        on_result: ``callback(result)`` after each job (also skipped and refused ones).
+        oom_retries: how many times an out-of-memory image is retried with halved tiles.
+    """
+
+    def __init__(
+        self,
+        restorer: Optional[Restorer],
+        *,
+        outscale: Optional[float] = None,
+        alpha_mode: str = "auto",
+        format: str = "png",
+        quality: int = 95,
+        on_start: Optional[Callable[[Job, int, int], None]] = None,
+        on_result: Optional[Callable[[FileResult], None]] = None,
+        oom_retries: int = 3,
+    ) -> None:
+        if outscale is not None and not outscale > 0:
+            raise SwinIRError(f"--outscale must be positive, got {outscale}")
+        if alpha_mode not in ("auto", "model"):
+            raise SwinIRError(f"alpha mode must be 'auto' or 'model', got {alpha_mode!r}")
+        if format.lower().lstrip(".") not in OUTPUT_FORMATS:
+            raise SwinIRError(f"unsupported output format {format!r}; use png, jpg, webp or tif")
+        self.restorer = restorer
+        self.outscale = outscale
+        self.alpha_mode = alpha_mode
+        self.format = format.lower().lstrip(".")
+        self.quality = quality
+        self.on_start = on_start
+        self.on_result = on_result
+        self.oom_retries = oom_retries
+        self.summary = BatchSummary()
+
+    def process(self, job: Job) -> FileResult:
+        """Restore one pending job; errors become a ``failed`` result (KeyboardInterrupt
+        propagates)."""
+        from swinir.image.io import read_image, write_image
+
+        start = time.perf_counter()
+        if self.restorer is None or job.output is None:
+            raise SwinIRError("BatchRestorer needs a restorer and planned outputs to restore files")
+        try:
+            image = read_image(job.source)
+            pixels, alpha = restore_image(self.restorer, image, outscale=self.outscale,
+                                          alpha_mode=self.alpha_mode, oom_retries=self.oom_retries)
+            if alpha is not None and self.format in ("jpg", "jpeg"):
+                pixels, alpha = _flatten_alpha(pixels, alpha), None
+            write_image(job.output, pixels, alpha=alpha, icc_profile=image.icc_profile,
+                        format=self.format, quality=self.quality)
+        except (ImageReadError, ImageWriteError) as exc:
+            reason = exc.reason if isinstance(exc, ImageReadError) else f"cannot write {exc.path}: {exc.reason}"
+            return FileResult(job.source, job.output, "failed", reason, seconds=time.perf_counter() - start)
+        except Exception as exc:
+            return FileResult(job.source, job.output, "failed", describe_failure(exc),
+                              seconds=time.perf_counter() - start)
+        megapixels = image.height * image.width / 1e6
+        return FileResult(job.source, job.output, "done", megapixels=megapixels,
+                          seconds=time.perf_counter() - start)
+
+    def run(self, jobs: Sequence[Job]) -> BatchSummary:
+        """Process every job in order; returns (and keeps in :attr:`summary`) the summary.
+
+        On ``KeyboardInterrupt`` the summary is marked ``interrupted`` (everything written so far
+        is complete; nothing partial is left, since writes are atomic) and the exception
+        propagates.
+        """
+        self.summary = summary = BatchSummary(total=len(jobs))
+        pending = [job for job in jobs if job.status == "pending"]
+        start = time.perf_counter()
+        index = 0
+        try:
+            for job in jobs:
+                if job.status == "pending":
+                    index += 1
+                    if self.on_start:
+                        self.on_start(job, index, len(pending))
+                    result = self.process(job)
+                elif job.status == "skip":
+                    result = FileResult(job.source, job.output, "skipped", job.reason)
+                else:
+                    result = FileResult(job.source, job.output, "failed", job.reason)
+                summary.results.append(result)
+                summary.elapsed = time.perf_counter() - start
+                if self.on_result:
+                    self.on_result(result)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            raise
+        finally:
+            summary.elapsed = time.perf_counter() - start
+        return summary

@@ -1,0 +1,718 @@
+"""Registry of SwinIR checkpoints: official release files, their aliases, and bundled models.
+
+``MODELS`` maps a checkpoint name (file name without ``.pth``) to a frozen :class:`ZooEntry` that
+holds everything needed to build, download and verify it: the official constructor arguments
+(``img_range`` and ``img_size`` included), the parameter count, every state-dict key with its
+shape, and the task facts parsed from the name (task, scale, noise level, JPEG quality, training
+data, variant, GAN or PSNR).  The entries are built from the shipped manifest
+``swinir/assets/official_checkpoints.json``.
+
+Files are downloaded into :func:`cache_dir` by :func:`fetch`.  A downloaded file is always checked
+before it is used: size and SHA-256 where the manifest has them, and in every case the state
+dict itself (every key and shape must match the manifest).  A file that fails is deleted, so the
+cache only ever holds verified files.
+
+Entries with ``bundled=True`` have no URL: their weights ship inside the package as
+``swinir/assets/<bundled_file>`` and :func:`fetch` returns that path.
+
+Example::
+
+    from swinir import zoo
+    entry = zoo.find_model("classical_sr", scale=4)       # DF2K SwinIR-M x4
+    path = zoo.fetch(entry)                                # downloaded once, then cached
+    model = SwinIR(**entry.model_kwargs())
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from swinir.assets import asset, asset_folder, read_asset_text
+from swinir.core.errors import ChecksumError, DownloadError, ZooError
+from swinir.models.download import ProgressCallback, download, sha256_file
+
+__all__ = [
+    "MODELS",
+    "TASKS",
+    "OFFICIAL_BASE_URL",
+    "ZooEntry",
+    "get_entry",
+    "list_models",
+    "find_model",
+    "cache_dir",
+    "cached_path",
+    "fetch",
+    "entry_url",
+    "verify_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Release that hosts the official checkpoints.
+OFFICIAL_BASE_URL = "https://github.com/JingyunLiang/SwinIR/releases/download/v0.0"
+
+#: The restoration tasks, in the order of the paper.
+from swinir.core.tasks import TASKS  # noqa: E402  (re-exported)
+
+#: Task names of the official ``main_test_swinir.py`` accepted by :func:`find_model`.
+_TASK_ALIASES = {"jpeg_car": "gray_jpeg", "color_jpeg_car": "color_jpeg"}
+
+#: Suffix of the release copies of real-world models that hold both ``params`` and ``params_ema``.
+ALIAS_SUFFIX = "-with-dict-keys-params-and-params_ema"
+
+#: Official files that the release also publishes with :data:`ALIAS_SUFFIX` (same weights).
+_ALIASED = (
+    "003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN",
+    "003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_PSNR",
+    "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN",
+    "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_PSNR",
+)
+
+#: Name prefix in the official file names -> task.
+_KIND_TO_TASK = {
+    "classicalSR": "classical_sr",
+    "lightweightSR": "lightweight_sr",
+    "realSR": "real_sr",
+    "grayDN": "gray_dn",
+    "colorDN": "color_dn",
+    "CAR": "gray_jpeg",
+    "colorCAR": "color_jpeg",
+}
+
+_NAME = re.compile(
+    r"^(?P<number>\d{3})_(?P<kind>classicalSR|lightweightSR|realSR|grayDN|colorDN|CAR|colorCAR)"
+    r"(?:_(?P<degradation>BSRGAN))?_(?P<data>[A-Za-z0-9]+)_s(?P<patch>\d+)w(?P<window>\d+)"
+    r"_(?P<variant>SwinIR-[SML])_(?:x(?P<scale>\d+)|noise(?P<noise>\d+)|jpeg(?P<jpeg>\d+))"
+    r"(?:_(?P<loss>GAN|PSNR))?$"
+)
+
+_MANIFEST = "official_checkpoints.json"
+_VERIFIED_SUFFIX = ".verified"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One checkpoint: what it does, how to build it, where to get it and how to verify it.
+
+    ``arguments`` and ``keys`` are shared with the registry; treat them as read-only (use
+    :meth:`model_kwargs` for a private copy).
+    """
+
+    name: str
+    """Checkpoint name: the file name without ``.pth`` (``.safetensors`` for bundled files)."""
+    filename: str
+    """File name in the release and in the cache (a plain name, never a path)."""
+    task: str
+    """One of :data:`TASKS`."""
+    scale: int
+    """Upscaling factor; 1 for denoising and JPEG artifact reduction."""
+    noise: int | None
+    """Gaussian noise sigma (0-255 scale) for denoising models, else None."""
+    jpeg: int | None
+    """JPEG quality for artifact-reduction models, else None."""
+    training_data: str
+    """DIV2K, DF2K, DFO, DFOWMFC or DFWB."""
+    variant: str
+    """SwinIR-S (lightweight), SwinIR-M (medium) or SwinIR-L (large)."""
+    gan: bool
+    """True for real-world GAN models, False for PSNR-oriented ones (and every other task)."""
+    arguments: dict[str, Any] = field(hash=False)
+    """Full official constructor keyword arguments (``img_range`` and ``img_size`` included)."""
+    params: int
+    """Number of trainable parameters."""
+    url: str | None
+    """Download URL, or None for bundled entries."""
+    size: int | None
+    """File size in bytes when known."""
+    sha256: str | None
+    """Hex SHA-256 of the file when known."""
+    keys: dict[str, tuple[int, ...]] = field(hash=False, repr=False)
+    """Every state-dict key and its shape (``attn_mask`` shapes may legitimately differ)."""
+    bundled: bool = False
+    """True when the weights ship inside the package (no download)."""
+    bundled_file: str | None = None
+    """File name under ``swinir/assets/`` for bundled entries."""
+    alias_of: str | None = None
+    """For a release copy of another file (same weights), the name of that official entry."""
+    training_patch: int | None = None
+    """Training patch size (the ``s<N>`` in official names)."""
+
+    def __post_init__(self) -> None:
+        for label, value in (("filename", self.filename), ("bundled_file", self.bundled_file)):
+            if value is not None and (Path(value).name != value or value in ("", ".", "..")
+                                      or "\\" in value or "/" in value):
+                raise ValueError(f"ZooEntry {self.name!r}: {label} must be a plain file name")
+        if self.task not in TASKS:
+            raise ValueError(f"ZooEntry {self.name!r}: unknown task {self.task!r}")
+        if self.bundled and not self.bundled_file:
+            raise ValueError(f"ZooEntry {self.name!r}: bundled entries need bundled_file")
+        if not self.bundled and not self.url:
+            raise ValueError(f"ZooEntry {self.name!r}: entries that are not bundled need a url")
+
+    @property
+    def in_chans(self) -> int:
+        """Number of image channels (1 for grayscale models, 3 for color)."""
+        return int(self.arguments.get("in_chans", 3))
+
+    @property
+    def window_size(self) -> int:
+        """Attention window size."""
+        return int(self.arguments["window_size"])
+
+    @property
+    def img_range(self) -> float:
+        """Pixel value range the model was trained with (1.0, or 255.0 for JPEG models)."""
+        return float(self.arguments.get("img_range", 1.0))
+
+    @property
+    def official(self) -> bool:
+        """True for the 31 official release files (not aliases, not bundled models)."""
+        return not self.bundled and self.alias_of is None
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """A fresh deep copy of :attr:`arguments`, safe to modify and pass to the constructor."""
+        return copy.deepcopy(self.arguments)
+
+
+# --------------------------------------------------------------------------------------------
+# Building the registry
+# --------------------------------------------------------------------------------------------
+
+def _parse_name(name: str) -> dict[str, Any]:
+    """Facts encoded in an official checkpoint name (without ``.pth``)."""
+    match = _NAME.match(name)
+    if match is None:
+        raise ValueError(f"not an official SwinIR checkpoint name: {name!r}")
+    task = _KIND_TO_TASK[match["kind"]]
+    loss = match["loss"]
+    if (task == "real_sr") != (loss is not None):
+        raise ValueError(f"{name!r}: only real-world SR names end in _GAN/_PSNR")
+    return {
+        "task": task,
+        "scale": int(match["scale"]) if match["scale"] else 1,
+        "noise": int(match["noise"]) if match["noise"] else None,
+        "jpeg": int(match["jpeg"]) if match["jpeg"] else None,
+        "training_data": match["data"],
+        "variant": match["variant"],
+        "gan": loss == "GAN",
+        "training_patch": int(match["patch"]),
+        "window": int(match["window"]),
+    }
+
+
+def _check_consistent(name: str, facts: Mapping[str, Any], arguments: Mapping[str, Any]) -> None:
+    """The name and the manifest's constructor arguments must tell the same story."""
+    expected = {
+        "upscale": facts["scale"],
+        "window_size": facts["window"],
+        "img_size": facts["training_patch"],
+        "in_chans": 1 if facts["task"] in ("gray_dn", "gray_jpeg") else 3,
+    }
+    for key, value in expected.items():
+        if arguments.get(key) != value:
+            raise ValueError(f"manifest entry {name!r}: {key}={arguments.get(key)!r}, "
+                             f"but the name says {value!r}")
+
+
+def _load_manifest() -> dict[str, Any]:
+    text = read_asset_text(_MANIFEST)
+    return json.loads(text)
+
+
+def _build_registry() -> dict[str, ZooEntry]:
+    models: dict[str, ZooEntry] = {}
+    for filename, record in _load_manifest().items():
+        name = filename[:-len(".pth")] if filename.endswith(".pth") else filename
+        facts = _parse_name(name)
+        _check_consistent(name, facts, record["arguments"])
+        models[name] = ZooEntry(
+            name=name,
+            filename=filename,
+            task=facts["task"],
+            scale=facts["scale"],
+            noise=facts["noise"],
+            jpeg=facts["jpeg"],
+            training_data=facts["training_data"],
+            variant=facts["variant"],
+            gan=facts["gan"],
+            arguments=dict(record["arguments"]),
+            params=int(record["params"]),
+            url=f"{OFFICIAL_BASE_URL}/{urllib.parse.quote(filename)}",
+            size=record.get("size"),
+            sha256=record.get("sha256"),
+            keys={key: tuple(shape) for key, shape in record["keys"].items()},
+            training_patch=facts["training_patch"],
+        )
+    for target in _ALIASED:
+        official = models[target]
+        name = target + ALIAS_SUFFIX
+        models[name] = ZooEntry(
+            name=name,
+            filename=name + ".pth",
+            task=official.task,
+            scale=official.scale,
+            noise=official.noise,
+            jpeg=official.jpeg,
+            training_data=official.training_data,
+            variant=official.variant,
+            gan=official.gan,
+            arguments=official.arguments,
+            params=official.params,
+            url=f"{OFFICIAL_BASE_URL}/{urllib.parse.quote(name + '.pth')}",
+            size=None,
+            sha256=None,
+            keys=official.keys,
+            alias_of=target,
+            training_patch=official.training_patch,
+        )
+    models.update(_bundled_entries())
+    return models
+
+
+#: file names of the small models we train ourselves and ship in ``swinir/assets/``
+BUNDLED_PATTERN = "bundled_*.safetensors"
+_DERIVED_BUFFERS = ("attn_mask", "relative_position_index")
+
+
+def _bundled_entries() -> dict[str, ZooEntry]:
+    """Entries for the bundled models, described by their own safetensors metadata.
+
+    ``swinir.save_model(..., extra_metadata={"task": ..., "noise": ...})`` writes the constructor
+    arguments and these facts into the file, so shipping a new bundled model needs no code change.
+    """
+    from safetensors import safe_open
+
+    entries: dict[str, ZooEntry] = {}
+    folder = asset_folder()
+    for resource in sorted(folder.iterdir(), key=lambda r: r.name):
+        if not fnmatch.fnmatch(resource.name, BUNDLED_PATTERN):
+            continue
+        with resources.as_file(resource) as path, safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("swinir_arguments", "{}"))
+            keys = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        arguments = {k: v for k, v in meta.items() if k not in _BUNDLED_FACTS}
+        params = sum(math.prod(shape) for key, shape in keys.items() if not key.endswith(_DERIVED_BUFFERS))
+        name = resource.name[: -len(".safetensors")]
+        entries[name] = ZooEntry(
+            name=name,
+            filename=resource.name,
+            task=meta["task"],
+            scale=int(arguments.get("upscale", 1)) if meta["task"].endswith("_sr") else 1,
+            noise=meta.get("noise"),
+            jpeg=meta.get("jpeg"),
+            training_data=meta.get("training_data", "BSD400"),
+            variant=meta.get("variant", "bundled"),
+            gan=False,
+            arguments=arguments,
+            params=params,
+            url=None,
+            size=None,
+            sha256=None,
+            keys=keys,
+            bundled=True,
+            bundled_file=resource.name,
+        )
+    return entries
+
+
+_BUNDLED_FACTS = ("task", "noise", "jpeg", "training_data", "variant", "description")
+
+
+#: Every known checkpoint by name (official files, release aliases, bundled models).
+MODELS: dict[str, ZooEntry] = _build_registry()
+
+
+# --------------------------------------------------------------------------------------------
+# Lookup
+# --------------------------------------------------------------------------------------------
+
+def _strip_extension(name: str) -> str:
+    for extension in (".pth", ".safetensors"):
+        if name.lower().endswith(extension):
+            return name[: -len(extension)]
+    return name
+
+
+def get_entry(name: str | ZooEntry) -> ZooEntry:
+    """The entry for a checkpoint name, with or without ``.pth``, in any letter case.
+
+    Raises:
+        ZooError: the name is unknown; the message suggests the closest known names.
+    """
+    if isinstance(name, ZooEntry):
+        return name
+    wanted = _strip_extension(str(name).strip())
+    if wanted in MODELS:
+        return MODELS[wanted]
+    lowered = wanted.lower()
+    for key, entry in MODELS.items():
+        if key.lower() == lowered or _strip_extension(entry.filename).lower() == lowered:
+            return entry
+    raise ZooError.unknown_name(str(name), MODELS)
+
+
+def list_models(task: str | None = None, *, aliases: bool = False) -> list[ZooEntry]:
+    """Known entries in registry order, optionally for one task.
+
+    Release aliases (same weights under another file name) are left out unless ``aliases``.
+    """
+    if task is not None:
+        task = _normalise_task(task)
+    return [entry for entry in MODELS.values()
+            if (task is None or entry.task == task) and (aliases or entry.alias_of is None)]
+
+
+def find_bundled(task: str, scale: int | None = None, noise: int | None = None,
+                 jpeg: int | None = None) -> ZooEntry | None:
+    """The bundled model for a task and level, if one ships with the package."""
+    task = _normalise_task(task)
+    for entry in MODELS.values():
+        if not entry.bundled or entry.task != task:
+            continue
+        if (scale is None or entry.scale == scale) and (noise is None or entry.noise == noise) \
+                and (jpeg is None or entry.jpeg == jpeg):
+            return entry
+    return None
+
+
+def _normalise_task(task: str) -> str:
+    key = task.strip().lower().replace("-", "_")
+    key = _TASK_ALIASES.get(key, key)
+    if key not in TASKS:
+        raise ZooError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    return key
+
+
+def _describe(entry: ZooEntry) -> str:
+    if entry.noise is not None:
+        level = f"noise={entry.noise}"
+    elif entry.jpeg is not None:
+        level = f"jpeg={entry.jpeg}"
+    else:
+        level = f"scale={entry.scale}"
+    extra = ""
+    if entry.task == "real_sr":
+        extra = f", {'GAN' if entry.gan else 'PSNR'}"
+    return f"{level} ({entry.variant}, {entry.training_data}{extra})"
+
+
+def find_model(
+    task: str,
+    scale: int | None = None,
+    noise: int | None = None,
+    jpeg: int | None = None,
+    *,
+    large: bool = False,
+    gan: bool = True,
+    training_data: str | None = None,
+) -> ZooEntry:
+    """Choose the official model for a task and degradation level.
+
+    Args:
+        task: one of :data:`TASKS` (the official script's ``jpeg_car`` / ``color_jpeg_car`` are
+            accepted too).
+        scale: upscaling factor for the SR tasks; may be omitted when only one exists.
+        noise: noise sigma for ``gray_dn`` / ``color_dn`` (15, 25 or 50).
+        jpeg: JPEG quality for ``gray_jpeg`` / ``color_jpeg`` (10, 20, 30 or 40).
+        large: pick SwinIR-L (real-world SR x4 only) instead of SwinIR-M.
+        gan: for ``real_sr``, the GAN model (default) or the PSNR-oriented one (``gan=False``);
+            ignored for the other tasks.
+        training_data: force a training set (e.g. ``"DIV2K"``); by default classical SR prefers
+            the DF2K models over the DIV2K ones.
+
+    Raises:
+        ZooError: nothing matches, or the request is ambiguous; the message lists what exists.
+    """
+    task = _normalise_task(task)
+    pool = [entry for entry in MODELS.values() if entry.official and entry.task == task]
+
+    def fail(problem: str, candidates: list[ZooEntry]) -> ZooError:
+        available = "; ".join(_describe(entry) for entry in candidates) or "none"
+        return ZooError(f"{problem} (task {task!r}); available: {available}")
+
+    if noise is not None and task not in ("gray_dn", "color_dn"):
+        raise fail(f"noise={noise} only applies to denoising", pool)
+    if jpeg is not None and task not in ("gray_jpeg", "color_jpeg"):
+        raise fail(f"jpeg={jpeg} only applies to JPEG artifact reduction", pool)
+
+    chosen = pool
+    if task == "real_sr":
+        chosen = [entry for entry in chosen if entry.gan == gan]
+    chosen = [entry for entry in chosen if (entry.variant == "SwinIR-L") == large]
+    if training_data is not None:
+        chosen = [entry for entry in chosen
+                  if entry.training_data.lower() == training_data.lower()]
+    if scale is not None:
+        chosen = [entry for entry in chosen if entry.scale == scale]
+    if noise is not None:
+        chosen = [entry for entry in chosen if entry.noise == noise]
+    if jpeg is not None:
+        chosen = [entry for entry in chosen if entry.jpeg == jpeg]
+    if task == "classical_sr" and training_data is None:
+        preferred = [entry for entry in chosen if entry.training_data == "DF2K"]
+        chosen = preferred or chosen
+
+    request = ", ".join(f"{key}={value!r}" for key, value in (
+        ("scale", scale), ("noise", noise), ("jpeg", jpeg), ("training_data", training_data))
+        if value is not None)
+    request += (", " if request else "") + f"large={large}"
+    if task == "real_sr":
+        request += f", gan={gan}"
+    if not chosen:
+        raise fail(f"no official model with {request}", pool)
+    if len(chosen) > 1:
+        raise fail(f"several models match {request}; pass scale/noise/jpeg to choose one", chosen)
+    return chosen[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Cache and download
+# --------------------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    """Folder that holds downloaded checkpoints (not created by this call).
+
+    ``$SWINIR_HOME`` when set; otherwise the platform cache folder: ``$XDG_CACHE_HOME/swinir``
+    or ``~/.cache/swinir`` on Linux, ``~/Library/Caches/swinir`` on macOS and
+    ``%LOCALAPPDATA%\\swinir\\cache`` on Windows.
+    """
+    home = os.environ.get("SWINIR_HOME")
+    if home:
+        return Path(home).expanduser()
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+        return base / "swinir" / "cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "swinir"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "swinir"
+
+
+def entry_url(entry: str | ZooEntry, base_url: str | None = None) -> str | None:
+    """Where ``entry`` is downloaded from: ``base_url`` (or ``$SWINIR_BASE_URL``) + file name
+    when given, else the entry's own URL (None for bundled entries)."""
+    entry = get_entry(entry)
+    if entry.bundled:
+        return None
+    base = base_url or os.environ.get("SWINIR_BASE_URL")
+    if base:
+        return f"{base.rstrip('/')}/{urllib.parse.quote(entry.filename)}"
+    return entry.url
+
+
+def _bundled_path(entry: ZooEntry) -> Path | None:
+    """Filesystem path of a bundled file (extracted to the cache if the package is zipped)."""
+    assert entry.bundled_file is not None
+    resource = asset(entry.bundled_file)
+    if not resource.is_file():
+        return None
+    if isinstance(resource, Path):
+        return resource
+    target = cache_dir() / "bundled" / entry.bundled_file
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with resources.as_file(resource) as extracted:
+            tmp = target.with_name(target.name + ".part")
+            shutil.copyfile(extracted, tmp)
+            os.replace(tmp, target)
+    return target
+
+
+def _keys_digest(entry: ZooEntry) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(entry.keys):
+        digest.update(f"{key}:{entry.keys[key]};".encode())
+    return digest.hexdigest()
+
+
+def _marker_path(path: Path) -> Path:
+    return path.with_name(path.name + _VERIFIED_SUFFIX)
+
+
+def _marker_record(path: Path, entry: ZooEntry) -> dict[str, Any]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": entry.sha256,
+            "keys": _keys_digest(entry)}
+
+
+def _write_marker(path: Path, entry: ZooEntry) -> None:
+    """Remember that ``path`` (as it is now) passed verification for ``entry``."""
+    marker = _marker_path(path)
+    tmp = marker.with_name(marker.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(_marker_record(path, entry)), encoding="utf-8")
+        os.replace(tmp, marker)
+    except OSError as error:  # a read-only cache still works, it is just re-verified each time
+        logger.debug("could not write %s: %s", marker, error)
+
+
+def _marker_valid(path: Path, entry: ZooEntry) -> bool:
+    try:
+        stored = json.loads(_marker_path(path).read_text(encoding="utf-8"))
+        return stored == _marker_record(path, entry)
+    except (OSError, ValueError):
+        return False
+
+
+def _discard(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _marker_path(path).unlink(missing_ok=True)
+
+
+def cached_path(entry: str | ZooEntry) -> Path | None:
+    """The verified local file for ``entry``, or None when it is not available yet.
+
+    Bundled entries resolve to their package file.  A cached file is fully verified the first
+    time it is seen (e.g. after it was put there by hand) and remembered through a small
+    ``<file>.verified`` marker; a file that fails verification is deleted.
+    """
+    entry = get_entry(entry)
+    if entry.bundled:
+        return _bundled_path(entry)
+    path = cache_dir() / entry.filename
+    if not path.is_file():
+        return None
+    if _marker_valid(path, entry):
+        return path
+    try:
+        if entry.size is not None and path.stat().st_size != entry.size:
+            raise ChecksumError(f"{path} is {path.stat().st_size} bytes, expected {entry.size}")
+        if entry.sha256 is not None and sha256_file(path) != entry.sha256.lower():
+            raise ChecksumError(f"{path} does not have the SHA-256 of {entry.filename}")
+        verify_checkpoint(path, entry)
+    except ChecksumError as error:
+        logger.warning("deleting cached %s: %s", path, error)
+        _discard(path)
+        return None
+    _write_marker(path, entry)
+    return path
+
+
+def fetch(
+    name_or_entry: str | ZooEntry,
+    *,
+    progress: bool | ProgressCallback = True,
+    base_url: str | None = None,
+) -> Path:
+    """Local path of a verified checkpoint, downloading it into :func:`cache_dir` if needed.
+
+    Args:
+        name_or_entry: a checkpoint name (see :func:`get_entry`) or an entry.
+        progress: tqdm bar on stderr (True), nothing (False) or ``callback(done, total)``.
+        base_url: download from ``<base_url>/<file name>`` instead of the official release
+            (a mirror); ``$SWINIR_BASE_URL`` does the same.
+
+    Raises:
+        ZooError: unknown name, or a bundled file missing from the installation.
+        DownloadError: the download failed (an interrupted one resumes on the next call); the
+            message names the URL and where to put the file by hand.
+        ChecksumError: the downloaded file failed verification; it was deleted.
+    """
+    entry = get_entry(name_or_entry)
+    found = cached_path(entry)
+    if found is not None:
+        return found
+    if entry.bundled:
+        raise ZooError(f"bundled model file swinir/assets/{entry.bundled_file} is missing from "
+                       "this installation; reinstall swinir")
+    dest = cache_dir() / entry.filename
+    url = entry_url(entry, base_url)
+    if url is None:  # pragma: no cover - __post_init__ guarantees a URL for non-bundled entries
+        raise DownloadError(f"{entry.name} has no download URL; put the file at {dest}", dest=dest)
+    logger.info("downloading %s from %s", entry.filename, url)
+    download(url, dest, sha256=entry.sha256, size=entry.size, progress=progress,
+             verify=lambda part: verify_checkpoint(part, entry))
+    _write_marker(dest, entry)
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# State-dict verification
+# --------------------------------------------------------------------------------------------
+
+def _read_shapes(path: Path, *, safetensors: bool) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of every tensor in a checkpoint file."""
+    import torch
+
+    from swinir.models.checkpoint import unwrap_state_dict
+
+    if safetensors:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            raw = {key: torch.empty(handle.get_slice(key).get_shape(), device="meta") for key in handle.keys()}
+        return {key: tuple(value.shape) for key, value in unwrap_state_dict(raw).items()}
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:
+        # mmap needs the zip format; legacy-format files are read normally.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f"checkpoint holds a {type(checkpoint).__name__}, not a state dict")
+    state = unwrap_state_dict(checkpoint)
+    return {key: tuple(value.shape) for key, value in state.items()
+            if isinstance(value, torch.Tensor)}
+
+
+def _listing(items: list[str], limit: int = 3) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def verify_checkpoint(path: Path, entry: str | ZooEntry) -> None:
+    """Check that the file at ``path`` holds ``entry``'s state dict: every key, every shape.
+
+    The file is loaded with ``torch.load(..., weights_only=True)`` (or read with safetensors for
+    ``.safetensors`` entries), wrappers and ``module.`` prefixes are removed, and the keys and
+    shapes are compared with the manifest.  Only ``attn_mask`` buffers may differ in shape (they
+    depend on the training patch size).  An entry without recorded keys is only checked for
+    being loadable.
+
+    Raises:
+        ChecksumError: the file is not a loadable state dict or does not match; the message names
+            the first few missing, unexpected and mis-shaped keys.
+    """
+    entry = get_entry(entry)
+    path = Path(path)
+    safetensors = (entry.bundled_file or entry.filename).lower().endswith(".safetensors")
+    try:
+        shapes = _read_shapes(path, safetensors=safetensors)
+    except Exception as error:
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ChecksumError(f"{path.name} is not a loadable {entry.filename} state dict "
+                            f"({type(error).__name__}: {detail})") from None
+    if not entry.keys:
+        return
+    missing = [key for key in entry.keys if key not in shapes]
+    unexpected = [key for key in shapes if key not in entry.keys]
+    wrong = [f"{key} {shapes[key]} instead of {entry.keys[key]}" for key in entry.keys
+             if key in shapes and shapes[key] != tuple(entry.keys[key])
+             and not key.endswith("attn_mask")]
+    if missing or unexpected or wrong:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing keys ({_listing(missing)})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
+        if wrong:
+            problems.append(f"{len(wrong)} keys with the wrong shape ({_listing(wrong)})")
+        raise ChecksumError(f"{path.name} does not match {entry.filename}: "
+                            + "; ".join(problems))
+
