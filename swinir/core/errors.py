@@ -15,6 +15,29 @@ class SwinIRError(Exception):
     """Base class of all errors raised by swinir; ``str(error)`` is a one-line user message."""
 
 
+class ArgumentError(SwinIRError, ValueError):
+    """An argument of a library function has a bad value; the message names the argument.
+
+    ``str(error)`` reads ``tile=30 must be a multiple of the window size 8``: the Python
+    argument's name.  The command line reports the same problem under its own flag through
+    :meth:`for_flag` (``--tile 30 must be ...``), so each layer speaks its caller's words.
+    """
+
+    def __init__(self, argument: str, value: object, problem: str) -> None:
+        self.argument = argument
+        self.value = value
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{argument}={value!r} {self.problem}")
+
+    def for_flag(self, flag: str) -> str:
+        """The message with the CLI flag in place of the argument name."""
+        return f"{flag} {self.value} {self.problem}"
+
+    def __reduce__(self) -> tuple[type, tuple[str, object, str]]:
+        """Pickle by its parts so the error survives worker processes."""
+        return (type(self), (self.argument, self.value, self.problem))
+
+
 class ZooError(SwinIRError):
     """A model-zoo lookup failed: unknown checkpoint name, or no model for a task/level."""
 
