@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from swinir import load_model  # noqa: E402
 from swinir.degradations.protocol import bicubic_lr  # noqa: E402
 from swinir.eval.metrics import psnr  # noqa: E402
-from swinir.image.io import list_images, read_image  # noqa: E402
+from swinir.image import list_images, read_image  # noqa: E402
 from swinir.inference.restorer import Restorer  # noqa: E402
 from swinir.models import zoo  # noqa: E402
 

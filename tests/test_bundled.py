@@ -11,8 +11,8 @@ from swinir import Restorer, load_model
 from swinir.cli import main
 from swinir.degradations.protocol import add_gaussian_noise, bicubic_lr
 from swinir.eval.metrics import psnr
+from swinir.image import list_images, read_image
 from swinir.image.imresize import imresize
-from swinir.image.io import list_images, read_image
 from swinir.models import zoo
 
 
@@ -60,7 +60,7 @@ def test_bundled_denoiser_beats_the_noisy_input() -> None:
 @pytest.mark.parametrize("args", [["--task", "classical_sr", "--scale", "4"], ["--task", "color_dn", "--noise", "25"]])
 def test_restore_falls_back_to_the_bundled_model(empty_cache: Path, capsys: pytest.CaptureFixture[str],
                                                  args: list[str]) -> None:
-    from swinir.image.io import write_image
+    from swinir.image import write_image
 
     src = empty_cache / "in" / "a.png"
     write_image(src, np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8))

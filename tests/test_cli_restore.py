@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 from swinir import SwinIR, save_model
 from swinir.cli import main
 from swinir.core.errors import SwinIRError, ZooError
-from swinir.image.io import read_image, write_image
+from swinir.image import read_image, write_image
 from swinir.inference.batch import (
     BatchRestorer,
     choose_model,
@@ -486,7 +486,7 @@ class PicklyModel(torch.nn.Module):
 
 
 def test_out_of_memory_is_retried_with_smaller_tiles(tmp_path: Path) -> None:
-    from swinir.image.io import Image
+    from swinir.image import Image
 
     model = PicklyModel()
     restorer = Restorer(model, tile=0)

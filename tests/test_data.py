@@ -9,8 +9,8 @@ import torch
 
 from swinir.core.errors import ConfigError
 from swinir.degradations.protocol import jpeg_compress
+from swinir.image import read_image, write_image
 from swinir.image.imresize import imresize
-from swinir.image.io import read_image, write_image
 from swinir.train.data import (
     IterationSampler,
     RestorationDataset,

@@ -18,7 +18,7 @@ from swinir.degradations.protocol import bicubic_lr
 from swinir.eval import paper
 from swinir.eval import protocol as ev
 from swinir.eval.metrics import psnr
-from swinir.image.io import read_image, write_image
+from swinir.image import read_image, write_image
 from swinir.models.network import SwinIR
 
 TINY = dict(embed_dim=12, depths=[1], num_heads=[2], mlp_ratio=2.0, img_size=16)

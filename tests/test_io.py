@@ -1,4 +1,4 @@
-"""Tests for swinir.image.io: depth/alpha/ICC/orientation-preserving image I/O, errors, atomic writes."""
+"""Tests for swinir.image: depth/alpha/ICC/orientation-preserving read and write, errors, atomic writes."""
 from __future__ import annotations
 
 import errno
@@ -14,8 +14,11 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageFile, ImageOps
 
+import swinir.image as sio
 from swinir.core.errors import ImageReadError, ImageWriteError, SwinIRError
-from swinir.image import io as sio
+from swinir.core.files import atomic_write_bytes
+from swinir.image import write as swrite
+from swinir.image.png import encode_png_raw
 
 KINDS = ["gray", "gray_alpha", "rgb", "rgba"]
 WITH_ALPHA = ("gray_alpha", "rgba")
@@ -168,7 +171,7 @@ def test_raw_png_encoder_all_filters(channels: int, dtype: type) -> None:
     planes = [smooth, rng.integers(0, hi + 1, (h, w)), smooth[::-1], np.roll(smooth, 5, axis=1)]
     samples = np.stack(planes[:channels], -1).astype(dtype)
     samples[h // 2:, : w // 3] = rng.integers(0, hi + 1, (h - h // 2, w // 3, channels))
-    data = sio._encode_png_raw(samples, None)
+    data = encode_png_raw(samples, None)
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if channels == 2:  # libpng (OpenCV) expands gray+alpha to BGRA
         decoded = decoded[..., [0, 3]]
@@ -494,7 +497,7 @@ def test_failed_write_leaves_no_temp_and_no_partial(tmp_path: Path, monkeypatch)
             fh.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(sio, "_write_file", half_then_fail)
+    monkeypatch.setattr(swrite, "_write_file", half_then_fail)
     with pytest.raises(ImageWriteError, match="no space left") as info:
         sio.write_image(dest, pixels, alpha=alpha)
     assert_one_line_naming(info.value, dest)
@@ -511,7 +514,7 @@ def test_failed_write_leaves_no_temp_and_no_partial(tmp_path: Path, monkeypatch)
         Path(path).write_bytes(data[:10])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sio, "_write_file", interrupted)
+    monkeypatch.setattr(swrite, "_write_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sio.write_image(dest, pixels)
     assert list(tmp_path.iterdir()) == [dest] and dest.read_bytes() == b"previous"
@@ -533,7 +536,7 @@ def test_failed_rename_or_encoder_leaves_nothing(tmp_path: Path, monkeypatch) ->
     def broken_encoder(*args: object) -> bytes:
         raise RuntimeError("encoder exploded")
 
-    monkeypatch.setitem(sio._ENCODERS, "TIFF", broken_encoder)
+    monkeypatch.setitem(swrite._ENCODERS, "TIFF", broken_encoder)
     with pytest.raises(ImageWriteError, match="encoder exploded"):
         sio.write_image(dest, pixels)
     assert list(tmp_path.iterdir()) == []
@@ -567,8 +570,8 @@ def test_written_file_has_normal_permissions(tmp_path: Path) -> None:
 
 def test_atomic_write_bytes(tmp_path: Path) -> None:
     dest = tmp_path / "blob.bin"
-    assert Path(sio.atomic_write_bytes(dest, b"abc")) == dest
-    sio.atomic_write_bytes(dest, b"xyz")
+    assert Path(atomic_write_bytes(dest, b"abc")) == dest
+    atomic_write_bytes(dest, b"xyz")
     assert dest.read_bytes() == b"xyz" and list(tmp_path.iterdir()) == [dest]
 
 

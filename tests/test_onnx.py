@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 from swinir import SwinIR, save_model
 from swinir.cli import cli
 from swinir.core.errors import SwinIRError
-from swinir.image.io import read_image, write_image
+from swinir.image import read_image, write_image
 from swinir.inference.batch import open_model
 from swinir.inference.restorer import Restorer
 from swinir.models.network import ShiftedWindows, WindowAttention, pad_to_multiple, pad_to_multiple_traceable

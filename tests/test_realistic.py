@@ -15,8 +15,8 @@ from swinir.cli import cli
 from swinir.core.errors import ConfigError
 from swinir.degradations import realistic as R
 from swinir.eval import niqe as niqe_mod
+from swinir.image import read_image, write_image
 from swinir.image.imresize import imresize
-from swinir.image.io import read_image, write_image
 from swinir.train.config import load_config
 from swinir.train.data import RestorationDataset, load_validation_set
 

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from swinir import SwinIR, save_model
-from swinir.image.io import decode_image, read_image, write_image
+from swinir.image import decode_image, read_image, write_image
 from swinir.inference.batch import open_model, restore_image
 from swinir.inference.restorer import Restorer
 from swinir.models import zoo
@@ -95,7 +95,7 @@ def request(url: str, method: str = "GET", body: Optional[bytes] = None, headers
 
 
 def png_bytes(pixels: np.ndarray, alpha: Optional[np.ndarray] = None) -> bytes:
-    from swinir.image.io import _encode_png
+    from swinir.image.write import _encode_png
 
     samples = pixels if alpha is None else np.dstack([pixels, alpha])
     return _encode_png(samples if samples.ndim == 3 else samples[:, :, None], None, 95)

@@ -20,8 +20,8 @@ from conftest import REPO_ROOT, require_shared
 from swinir import SwinIR, load_model
 from swinir.cli import cli
 from swinir.core.errors import ConfigError
+from swinir.image import write_image
 from swinir.image.imresize import imresize
-from swinir.image.io import write_image
 from swinir.train.config import load_config
 from swinir.train.loop import (
     charbonnier_loss,

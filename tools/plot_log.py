@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from swinir.image.io import write_image  # noqa: E402
+from swinir.image import write_image  # noqa: E402
 
 WIDTH, HEIGHT, MARGIN = 520, 300, 48
 

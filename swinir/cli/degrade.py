@@ -51,9 +51,12 @@ def load_degradation_config(path: Path) -> tuple[Any, Optional[int]]:
     return result, None
 
 
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+def _rgb_uint8(pixels: np.ndarray) -> np.ndarray:
+    """8-bit RGB without alpha (gray replicated) of decoded pixels."""
+    from swinir.image import to_uint8
+
     if pixels.dtype == np.uint16:
-        pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        pixels = to_uint8(pixels)
     if pixels.ndim == 3 and pixels.shape[2] in (2, 4):  # drop alpha
         pixels = pixels[..., :-1]
     if pixels.ndim == 3 and pixels.shape[2] == 1:
@@ -91,7 +94,7 @@ def degradation_sheet(
     rows: list[tuple[str, list[np.ndarray]]] = []
     for n, (name, hr) in enumerate(images):
         i = indices[n] if indices is not None else n
-        hr = _to_uint8(hr)
+        hr = _rgb_uint8(hr)
         h, w = hr.shape[:2]
         side = max(scale, min(crop, h, w) // scale * scale)
         y0 = (h // 2 - side // 2) // scale * scale
@@ -142,7 +145,7 @@ def degrade(input_dir: Path, out_dir: Path, model: Optional[str], scale: Optiona
     BSRGAN or Real-ESRGAN degradation model; see docs/realsr.md.
     """
     from swinir.degradations.realistic import DegradationConfig, build_degradation
-    from swinir.image.io import list_images, read_image, write_image
+    from swinir.image import list_images, read_image, write_image
 
     config, config_scale = (load_degradation_config(config_file) if config_file else (DegradationConfig(), None))
     if model is not None:
@@ -161,7 +164,7 @@ def degrade(input_dir: Path, out_dir: Path, model: Optional[str], scale: Optiona
     sheet_indices: list[int] = []
     for i, (path, rel) in enumerate(items):
         try:
-            hr = _to_uint8(read_image(path).pixels)
+            hr = _rgb_uint8(read_image(path).pixels)
             if hr.shape[0] < factor or hr.shape[1] < factor:
                 raise ValueError(f"smaller than the scale ({hr.shape[1]}x{hr.shape[0]})")
             for k in range(count):

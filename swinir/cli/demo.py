@@ -39,8 +39,8 @@ class DemoResult:
 
 
 def run(output_dir: Path = Path("demo_output")) -> DemoResult:
+    from swinir.image import read_image, write_image
     from swinir.image.imresize import imresize
-    from swinir.image.io import read_image, write_image
     from swinir.inference.restorer import Restorer
     from swinir.models import zoo
     from swinir.models.checkpoint import load_model

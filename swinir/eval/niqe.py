@@ -321,7 +321,7 @@ def compare_no_reference(
     from swinir.core.files import atomic_path
     from swinir.eval.figure import Panel, default_box, render_figure
     from swinir.eval.protocol import BicubicMethod, Protocol
-    from swinir.image.io import read_image
+    from swinir.image import read_image
 
     pixels = read_image(image).pixels
     if pixels.dtype == np.uint16:
@@ -364,7 +364,7 @@ def no_reference_report(
     every score and the mean per method (over the images every method could be scored on).
     """
     from swinir.core.files import atomic_write_bytes
-    from swinir.image.io import list_images
+    from swinir.image import list_images
 
     out = Path(out_dir)
     per_image: dict[str, dict[str, Optional[float]]] = {}
@@ -374,7 +374,7 @@ def no_reference_report(
             _, scores = compare_no_reference(path, methods, target, scale=scale, model=model)
         else:
             from swinir.eval.protocol import Protocol
-            from swinir.image.io import read_image
+            from swinir.image import read_image
 
             lq = read_image(path).pixels
             scores = {m.name: _safe_niqe(m(lq, Protocol("real_sr", scale)), scale, model) for m in methods}

@@ -186,7 +186,7 @@ def find_dataset(root: Union[str, Path], name: str) -> Optional[Path]:
 
 
 def _has_images(folder: Path) -> bool:
-    from swinir.image.io import is_image_path
+    from swinir.image import is_image_path
 
     try:
         target = resolve_dataset(folder)

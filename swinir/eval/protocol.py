@@ -233,7 +233,7 @@ def _rgb(pixels: np.ndarray) -> np.ndarray:
 
 def _read_pixels(path: Path) -> np.ndarray:
     """Decode a file (validated: truncated or corrupt files raise) to 8-bit pixels, no alpha."""
-    from swinir.image.io import read_image
+    from swinir.image import read_image
 
     return _to_8bit(read_image(path).pixels)
 
@@ -247,7 +247,7 @@ def resolve_dataset(folder: PathLike) -> Path:
     Raises:
         SwinIRError: the folder does not exist.
     """
-    from swinir.image.io import is_image_path
+    from swinir.image import is_image_path
 
     root = Path(folder)
     if not root.is_dir():
@@ -262,7 +262,7 @@ def resolve_dataset(folder: PathLike) -> Path:
 
 def list_dataset(folder: PathLike) -> list[Path]:
     """The image files of a benchmark folder (see :func:`resolve_dataset`), sorted by name."""
-    from swinir.image.io import list_images
+    from swinir.image import list_images
 
     return [path for path, _ in list_images(resolve_dataset(folder))]
 
@@ -273,7 +273,7 @@ def find_lq_file(lq_dir: PathLike, name: str, scale: int, ext: str) -> Path:
     Raises:
         ImageReadError: no such file.
     """
-    from swinir.image.io import IMAGE_EXTENSIONS
+    from swinir.image import IMAGE_EXTENSIONS
 
     folder = Path(lq_dir)
     first = folder / f"{name}x{scale}{ext}"
@@ -614,7 +614,7 @@ def evaluate_dataset(
         SwinIRError: the folder is missing or holds no images, or ``lq_dir`` is given for a task
             that is not SR.
     """
-    from swinir.image.io import write_image
+    from swinir.image import write_image
 
     if lq_dir is not None:
         if not protocol.is_sr:
@@ -717,10 +717,10 @@ def _default_model(task: str, scale: Optional[int], noise: Optional[float], jpeg
         if choice.notice:
             log.warning("%s", choice.notice)
         return choice.spec
-    from swinir.models import zoo  # pragma: no cover
+    from swinir.models import cache, zoo  # pragma: no cover
 
     entry = zoo.find_model(task, scale if task in SR_TASKS else None, noise_int, jpeg)  # pragma: no cover
-    return str(zoo.fetch(entry))  # pragma: no cover
+    return str(cache.fetch(entry))  # pragma: no cover
 
 
 def open_method(

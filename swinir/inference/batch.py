@@ -48,7 +48,7 @@ from swinir.core.tasks import SR_TASKS
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from swinir.image.io import Image
+    from swinir.image import Image
     from swinir.inference.restorer import Restorer
     from swinir.models.zoo import ZooEntry
 
@@ -288,7 +288,7 @@ def plan_jobs(
     equal the output of an earlier job; a missing input is an error job too.  Existing outputs
     give ``status="skip"`` unless ``overwrite``.
     """
-    from swinir.image.io import list_images
+    from swinir.image import list_images
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -420,7 +420,7 @@ def restore_image(
     alpha_mode: str = "auto",
     oom_retries: int = 3,
 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Restore a decoded :class:`~swinir.image.io.Image`; returns ``(pixels, alpha)`` at its bit depth.
+    """Restore a decoded :class:`~swinir.image.Image`; returns ``(pixels, alpha)`` at its bit depth.
 
     Alpha travels as the last channel through :meth:`Restorer.restore` (resized for SR, kept
     exactly otherwise, or restored with ``alpha_mode="model"``).  ``outscale`` resizes the result
@@ -575,7 +575,7 @@ class BatchRestorer:
     def process(self, job: Job) -> FileResult:
         """Restore one pending job; errors become a ``failed`` result (KeyboardInterrupt
         propagates)."""
-        from swinir.image.io import read_image, write_image
+        from swinir.image import read_image, write_image
 
         start = time.perf_counter()
         if self.restorer is None or job.output is None:

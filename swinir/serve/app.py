@@ -13,8 +13,8 @@ worker thread for the restorations), with a small page of our own under ``swinir
 * **Models**: the best model available offline for the task and level (cached official weights,
   else a bundled model), any bundled or cached official model by name, the ``--model`` given on
   the command line, or checkpoints (``.pth``/``.safetensors``/``.onnx``) uploaded through the page.
-* **Results** keep the input's bit depth, alpha and ICC profile (:func:`swinir.image.io.read_image`,
-  :func:`swinir.inference.batch.restore_image`, :func:`swinir.image.io.write_image`) and are written as PNG.
+* **Results** keep the input's bit depth, alpha and ICC profile (:func:`swinir.image.read_image`,
+  :func:`swinir.inference.batch.restore_image`, :func:`swinir.image.write_image`) and are written as PNG.
 * **Files** are only written inside one temporary folder, removed by :meth:`WebApp.close`.
 * **Safety**: requests whose ``Host`` is not the address the server listens on are refused (DNS
   rebinding), and every POST/DELETE needs an ``X-SwinIR`` header, which cross-site forms cannot
@@ -229,7 +229,7 @@ class WebApp:
 
     def model_options(self) -> list[ModelOption]:
         """Every model the page can choose, ``auto`` first."""
-        from swinir.models import zoo
+        from swinir.models import cache, zoo
 
         options = [ModelOption("auto", "Best available for the task and level", "auto")]
         if self.cli_model is not None:
@@ -237,7 +237,7 @@ class WebApp:
         for entry in zoo.list_models():
             if entry.bundled or entry.official:
                 try:
-                    path = zoo.cached_path(entry)
+                    path = cache.cached_path(entry)
                 except Exception:
                     log.debug("cannot check %s", entry.name, exc_info=True)
                     path = None
@@ -317,7 +317,7 @@ class WebApp:
     def submit(self, filename: str, data: bytes, params: dict[str, str]) -> Job:
         """Queue ``data`` (an encoded image) for restoration with the settings in ``params``
         (``task``, ``level``, ``model``, ``tile``, ``ensemble``)."""
-        from swinir.image.io import decode_image, write_image
+        from swinir.image import decode_image, write_image
 
         if self._closed:
             raise RequestError("the app is stopping", HTTPStatus.SERVICE_UNAVAILABLE)
@@ -423,7 +423,7 @@ class WebApp:
                 job.finished = time.time()
 
     def _restore(self, job: Job) -> None:
-        from swinir.image.io import read_image, write_image
+        from swinir.image import read_image, write_image
         from swinir.inference.batch import restore_image
         from swinir.inference.restorer import Restorer
 

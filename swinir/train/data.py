@@ -34,8 +34,8 @@ from swinir.degradations.protocol import (
     random_gaussian_noise,
 )
 from swinir.degradations.realistic import DegradationConfig, build_degradation
+from swinir.image import list_images, read_image, to_uint8
 from swinir.image.imresize import imresize, modcrop
-from swinir.image.io import list_images, read_image
 
 __all__ = [
     "load_training_image",
@@ -60,12 +60,6 @@ _SR_MARGIN = 3
 # --------------------------------------------------------------------------------------------
 # Images
 # --------------------------------------------------------------------------------------------
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    if pixels.dtype == np.uint8:
-        return pixels
-    return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-
 def load_training_image(path: Path, task: str) -> np.ndarray:
     """Read ``path`` as the ``uint8`` ground truth of ``task``.
 
@@ -73,7 +67,7 @@ def load_training_image(path: Path, task: str) -> np.ndarray:
     OpenCV luma, gray JPEG the rounded Y of MATLAB's ``rgb2ycbcr`` (as in the test protocols),
     as ``(H, W)``.
     """
-    pixels = _to_uint8(read_image(path).pixels)
+    pixels = to_uint8(read_image(path).pixels)
     if task in ("gray_dn", "gray_jpeg"):
         if pixels.ndim == 2:
             return pixels
@@ -388,7 +382,7 @@ def load_validation_set(
         raise ConfigError(f"val.folder: no images found in '{folder}'")
     result: list[ValImage] = []
     for path, rel in items:
-        hr = _to_uint8(read_image(path).pixels)
+        hr = to_uint8(read_image(path).pixels)
         if task.endswith("_sr"):
             if hr.ndim == 2:
                 hr = np.repeat(hr[..., None], 3, axis=2)
@@ -429,7 +423,7 @@ def crop_starts(size: int, crop: int, step: int, thresh_size: int = 0) -> list[i
 
 
 def _prepare_one(args: tuple[Path, Path, int, int, int]) -> int:
-    from swinir.image.io import write_image
+    from swinir.image import write_image
 
     path, out_dir, crop, step, thresh = args
     pixels = read_image(path).pixels
