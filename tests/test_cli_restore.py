@@ -34,6 +34,7 @@ from swinir.inference.batch import (
     restore_image,
 )
 from swinir.inference.restorer import PADDING_MODES, Restorer
+from swinir.models.descriptor import ModelDescriptor, attach
 from swinir.models import zoo
 
 
@@ -472,11 +473,10 @@ def test_parse_size() -> None:
 class PicklyModel(torch.nn.Module):
     """Identity 'model' that runs out of memory on inputs larger than 16×16."""
 
-    scale, window_size, in_chans = 1, 8, 3
-
     def __init__(self) -> None:
         super().__init__()
         self.sizes: list[tuple[int, int]] = []
+        attach(self, ModelDescriptor(task="color_dn", scale=1, in_chans=3, size_multiple=8, window_size=8))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.sizes.append(tuple(x.shape[-2:]))

@@ -25,15 +25,11 @@ from swinir import SwinIR
 from swinir.core.errors import SwinIRError
 from swinir.image.color import ycbcr_255
 from swinir.image.imresize import imresize
-from swinir.inference.restorer import (
-    PADDING_MODES,
-    Restorer,
-    estimate_memory,
-    pad_image,
-    padded_size,
-    select_device,
-    tile_starts,
-)
+from swinir.core.device import select_device
+from swinir.core.errors import ArgumentError
+from swinir.inference.restorer import Restorer
+from swinir.inference.tiling import PADDING_MODES, estimate_memory, pad_image, padded_size, tile_starts
+from swinir.models.descriptor import ModelDescriptor, attach, describe
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +52,8 @@ class Pointwise(nn.Module):
         self.in_chans = in_chans
         self.fn = fn or (lambda x: x * 0.8 + 0.1)
         self.shapes: list[tuple[int, ...]] = []
+        attach(self, ModelDescriptor(task="classical_sr" if scale > 1 else "color_dn", scale=scale, in_chans=in_chans,
+                                     size_multiple=window_size, window_size=window_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.shapes.append(tuple(x.shape))
@@ -137,7 +135,7 @@ def test_paper_mode_restores_like_the_official_pipeline() -> None:
 def test_unknown_padding_is_an_error() -> None:
     with pytest.raises(SwinIRError, match="padding"):
         Restorer(Pointwise(), padding="zeros")
-    with pytest.raises(ValueError):
+    with pytest.raises(ArgumentError, match="padding='zeros'"):
         pad_image(torch.rand(1, 1, 3, 3), 8, "zeros")
     assert set(PADDING_MODES) == {"symmetric", "reflect", "replicate", "paper"}
 
@@ -202,9 +200,9 @@ def test_tiles_are_batched_and_progress_is_reported() -> None:
 
 
 def test_tile_must_be_a_multiple_of_the_window() -> None:
-    with pytest.raises(SwinIRError, match="multiple of the model's window size 8"):
+    with pytest.raises(ArgumentError, match="tile=20 must be a multiple of the window size 8"):
         Restorer(Pointwise(), tile=20)
-    with pytest.raises(SwinIRError, match="tile-overlap"):
+    with pytest.raises(ArgumentError, match="tile_overlap=-1"):
         Restorer(Pointwise(), tile=16, tile_overlap=-1)
     Restorer(Pointwise(), tile="32")  # strings from the command line are fine
 
@@ -227,12 +225,12 @@ def test_auto_tile_follows_the_memory_budget() -> None:
     model = tiny_swinir(scale=2)
     big = Restorer(model, tile="auto", max_memory=1 << 40)
     assert big.tile_size_for(200, 300) == 0
-    small = Restorer(model, tile="auto", max_memory=estimate_memory(model, 64, 64, batch=4))
+    small = Restorer(model, tile="auto", max_memory=estimate_memory(describe(model), 64, 64, batch=4))
     tile = small.tile_size_for(200, 300)
     assert 0 < tile <= 64 and tile % 8 == 0
-    assert estimate_memory(model, 400, 400) > estimate_memory(model, 200, 200) > estimate_memory(model, 100, 100)
+    assert estimate_memory(describe(model), 400, 400) > estimate_memory(describe(model), 200, 200) > estimate_memory(describe(model), 100, 100)
     x = torch.rand(1, 3, 40, 60)
-    auto = Restorer(Pointwise(2), tile="auto", max_memory=estimate_memory(Pointwise(2), 16, 16, batch=4))
+    auto = Restorer(Pointwise(2), tile="auto", max_memory=estimate_memory(describe(Pointwise(2)), 16, 16, batch=4))
     assert 0 < auto.tile_size_for(40, 60) < 40
     torch.testing.assert_close(auto.restore_tensor(x), Restorer(Pointwise(2), tile=0).restore_tensor(x),
                                rtol=0, atol=1e-6)
@@ -242,7 +240,9 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys, time
     import numpy as np, torch
     from swinir import SwinIR
-    from swinir.inference.restorer import Restorer, estimate_memory
+    from swinir.inference.restorer import Restorer
+    from swinir.inference.tiling import estimate_memory
+    from swinir.models.descriptor import describe
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = SwinIR(in_chans=1, embed_dim=12, depths=[2], num_heads=[2], window_size=8, mlp_ratio=2,
@@ -262,7 +262,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
         peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
     assert out.shape == (3000, 4000) and out.dtype == np.uint8
     print(json.dumps({"before": before, "peak": peak, "seconds": seconds,
-                      "untiled_estimate": estimate_memory(model, 1504, 2000),
+                      "untiled_estimate": estimate_memory(describe(model), 1504, 2000),
                       "output_bytes": out.nbytes}))
 """)
 
@@ -351,7 +351,7 @@ def test_bad_precision_and_device_are_clear_errors() -> None:
         with pytest.raises(SwinIRError, match="CUDA"):
             select_device("cuda")
     assert select_device("cpu") == torch.device("cpu")
-    with pytest.raises(SwinIRError, match="unknown device"):
+    with pytest.raises(ArgumentError, match="device='tpu' is not a device"):
         select_device("tpu")
 
 

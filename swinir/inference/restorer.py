@@ -1,7 +1,7 @@
-"""The restoration engine: padding, tiling with seamless blending, self-ensemble, precision.
+"""The restoration engine: tiling with seamless blending, self-ensemble, precision, OOM retry.
 
-:class:`Restorer` wraps a network (anything with ``scale``, ``window_size`` and ``in_chans``-like
-attributes that maps ``(N, C, H, W)`` to ``(N, C, H·s, W·s)``) and restores
+:class:`Restorer` wraps a model (a SwinIR network from :func:`swinir.load_model`, an ONNX model, or
+any module with a :class:`~swinir.models.descriptor.ModelDescriptor` attached) and restores
 
 * tensors (:meth:`Restorer.restore_tensor`, NCHW float in [0, 1]), and
 * numpy images (:meth:`Restorer.restore`, HWC/HW ``uint8``/``uint16``/float), handling alpha,
@@ -10,11 +10,13 @@ attributes that maps ``(N, C, H, W)`` to ``(N, C, H·s, W·s)``) and restores
 Tiling keeps memory bounded by the tile size: tiles of equal shape are batched, each tile's
 output is blended with weights that taper linearly inside the overlap (so no seam shows), and
 rows of tiles are finalised one band at a time, so only a band of float accumulators is held.
+When a forward pass runs out of memory the image is redone with half the tile size, down to
+the window size.
 """
 from __future__ import annotations
 
+import gc
 import logging
-import math
 from collections.abc import Callable
 from typing import Any, Optional, Union
 
@@ -22,158 +24,60 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from swinir.core.errors import SwinIRError
+from swinir.core.device import DeviceLike, available_memory, select_device
+from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.inference.tiling import (
+    PADDING_MODES,
+    check_padding,
+    estimate_memory,
+    inverse_transform,
+    pad_image,
+    padded_size,
+    tile_starts,
+    tile_weight,
+    transform,
+)
+from swinir.models.descriptor import ModelDescriptor, describe
 
-__all__ = ["Restorer", "pad_image", "PADDING_MODES", "PRECISIONS", "select_device", "estimate_memory"]
+__all__ = ["PADDING_MODES", "PRECISIONS", "Restorer", "is_out_of_memory", "resolve_tile"]
 
 log = logging.getLogger(__name__)
 
-#: ``paper``: the official test script (mirror, always at least one extra pixel, up to a window);
-#: ``symmetric``/``reflect``/``replicate``: minimal padding to the next window multiple.
-PADDING_MODES = ("symmetric", "reflect", "replicate", "paper")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ProgressCallback = Callable[[int, int], None]
+Tile = Union[int, str]
 
 
-# --------------------------------------------------------------------------------------------
-# Padding
-# --------------------------------------------------------------------------------------------
-def _extend_index(size: int, padded: int, mode: str) -> Tensor:
-    """Indices that extend ``range(size)`` to ``padded`` (periodically for tiny inputs)."""
-    idx = torch.arange(padded)
-    if mode == "replicate" or size == 1:
-        return idx.clamp(max=size - 1)
-    if mode == "reflect":  # ... 2 1 0 1 2 ... (edge not repeated)
-        period = 2 * (size - 1)
-        idx = idx % period
-        return torch.where(idx < size, idx, period - idx)
-    period = 2 * size  # symmetric / paper: ... 1 0 0 1 ... (edge repeated, like torch.flip + cat)
-    idx = idx % period
-    return torch.where(idx < size, idx, period - 1 - idx)
-
-
-def padded_size(size: int, multiple: int, mode: str) -> int:
-    if mode == "paper":
-        return (size // multiple + 1) * multiple
-    return math.ceil(size / multiple) * multiple
-
-
-def pad_image(x: Tensor, multiple: int, mode: str = "symmetric") -> Tensor:
-    """Pad ``(N, C, H, W)`` at the bottom and right so H and W are multiples of ``multiple``.
-
-    ``mode="paper"`` reproduces the official test script exactly: the image is mirrored
-    (``cat([x, flip(x)])``) and always grows by 1 to ``multiple`` pixels, even when it already is
-    a multiple.  The other modes add the minimum.  Works for any H, W ≥ 1.
-    """
-    if mode not in PADDING_MODES:
-        raise ValueError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
-    h, w = x.shape[-2:]
-    ph, pw = padded_size(h, multiple, mode), padded_size(w, multiple, mode)
-    if (ph, pw) == (h, w):
-        return x
-    index_mode = "symmetric" if mode == "paper" else mode
-    rows = _extend_index(h, ph, index_mode).to(x.device)
-    cols = _extend_index(w, pw, index_mode).to(x.device)
-    return x.index_select(-2, rows).index_select(-1, cols)
-
-
-# --------------------------------------------------------------------------------------------
-# Devices, precision, memory
-# --------------------------------------------------------------------------------------------
-def select_device(device: Union[str, torch.device, None] = "auto") -> torch.device:
-    """``auto`` → CUDA, else Apple MPS, else CPU.  Unavailable devices are a clear error."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+def resolve_tile(tile: Union[int, str, None], *, argument: str = "tile") -> Tile:
+    """The one parser of tile sizes: a number of pixels, ``0``/None (whole images) or ``"auto"``."""
+    text = "0" if tile is None else str(tile).strip().lower()
+    if text == "auto":
+        return "auto"
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise SwinIRError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N, mps or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SwinIRError("--device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise SwinIRError(f"--device {dev} requested but only {torch.cuda.device_count()} CUDA GPU(s) exist")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise SwinIRError("--device mps requested but Apple MPS is not available (use --device cpu or auto)")
-    return dev
+        value = int(text)
+    except ValueError:
+        raise ArgumentError(argument, tile, "is not a tile size; use a number of pixels, 0 (whole images) or auto") from None
+    if value < 0:
+        raise ArgumentError(argument, tile, "must be 0 (whole images) or positive")
+    return value
 
 
-def available_memory(device: torch.device) -> int:
-    """Free memory in bytes on ``device`` (RAM for the CPU)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        log.debug("no /proc/meminfo; assuming 4 GiB free")
-    return 4 << 30
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the out-of-memory errors of every device (CPU allocation, CUDA, MPS)."""
+    if isinstance(exc, MemoryError):
+        return True
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        phrase in text for phrase in ("out of memory", "not enough memory", "can't allocate memory"))
 
 
-def _model_dims(model: Any) -> tuple[int, int, int, int, int]:
-    """(embed_dim, max heads, window, mlp hidden, scale) of a SwinIR-like model (defaults if unknown)."""
-    cfg = getattr(model, "config", {}) or {}
-    dim = int(cfg.get("embed_dim", 180))
-    heads = max(cfg.get("num_heads", [6]))
-    ws = int(getattr(model, "window_size", cfg.get("window_size", 8)))
-    hidden = int(dim * float(cfg.get("mlp_ratio", 2.0)))
-    return dim, heads, ws, hidden, int(getattr(model, "scale", 1))
-
-
-def estimate_memory(model: Any, height: int, width: int, batch: int = 1, bytes_per_value: int = 4) -> int:
-    """Rough peak bytes for one forward pass on a ``height × width`` input (inference)."""
-    dim, heads, ws, hidden, scale = _model_dims(model)
-    pixels = height * width * batch
-    attention = pixels * heads * ws * ws * 3  # logits, softmax, bias/mask sum
-    tokens = pixels * (dim * 8 + hidden * 2)
-    head = pixels * scale * scale * 64 * 3
-    return int((attention + tokens + head) * bytes_per_value * 1.25) + (64 << 20)
-
-
-# --------------------------------------------------------------------------------------------
-# Self-ensemble: the 8 dihedral transforms
-# --------------------------------------------------------------------------------------------
-def _transform(x: Tensor, k: int) -> Tensor:
-    """k in 0..7: rotate by 90°·(k % 4), then flip horizontally if k ≥ 4."""
-    x = torch.rot90(x, k % 4, dims=(-2, -1))
-    return torch.flip(x, dims=(-1,)) if k >= 4 else x
-
-
-def _inverse_transform(x: Tensor, k: int) -> Tensor:
-    if k >= 4:
-        x = torch.flip(x, dims=(-1,))
-    return torch.rot90(x, -(k % 4), dims=(-2, -1))
-
-
-# --------------------------------------------------------------------------------------------
-# Tiling
-# --------------------------------------------------------------------------------------------
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` covering ``size`` with at least ``overlap`` shared."""
-    if tile >= size:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride))
-    return starts + [size - tile]
-
-
-def blend_ramp(length: int, before: int, after: int) -> Tensor:
-    """1-D blending weight: rises linearly over ``before`` samples, falls over ``after`` samples.
-
-    Weights are strictly positive, so every output pixel has a defined weighted mean.
-    """
-    w = torch.ones(length)
-    if before > 0:
-        w[:before] = torch.minimum(w[:before], (torch.arange(before) + 0.5) / before)
-    if after > 0:
-        w[length - after :] = torch.minimum(w[length - after :], (torch.arange(after, 0, -1) - 0.5) / after)
-    return w
+def _free_device_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class Restorer:
@@ -181,16 +85,16 @@ class Restorer:
 
     Args:
         model: the network (e.g. from :func:`swinir.load_model`).  It is not modified except for
-            being moved to ``device`` / cast for ``precision``.
+            being moved to ``device``.
         tile: tile size in input pixels (a multiple of the window size), ``0``/``None`` for whole
             images, or ``"auto"``: whole images when they fit in ``max_memory``, else the largest
             tile that does.
         tile_overlap: overlap between neighbouring tiles in input pixels; outputs are blended with
             linear ramps across the overlap.
-        ensemble: average the 8 flips/rotations (the paper's "+" results); 8× slower.
+        ensemble: average the 8 flips/rotations (the paper's "+" results); 8x slower.
         precision: ``fp32`` (exact), ``bf16`` or ``fp16`` (autocast; LayerNorm and softmax stay in
             fp32; any tile that overflows is redone in fp32, so outputs are always finite).
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` (default: where the model is).
         padding: how inputs are padded to the window multiple (:data:`PADDING_MODES`).
         max_memory: bytes allowed for one forward pass with ``tile="auto"`` (default: half the
             free RAM / GPU memory).
@@ -199,28 +103,36 @@ class Restorer:
         compile: run the network through ``torch.compile`` (slow first call per input shape;
             measured in ``benchmarks/bench_options.py``).
         channels_last: keep the convolutions' tensors in channels-last memory format.
+        oom_retries: how many times an image is redone with half the tile size after running out
+            of memory.
     """
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Any,
         *,
         tile: Union[int, str, None] = "auto",
         tile_overlap: int = 32,
         ensemble: bool = False,
         precision: str = "fp32",
-        device: Union[str, torch.device, None] = None,
+        device: DeviceLike = None,
         padding: str = "symmetric",
         max_memory: Optional[int] = None,
         tile_batch: int = 4,
         progress: Optional[ProgressCallback] = None,
         compile: bool = False,
         channels_last: bool = False,
+        oom_retries: int = 3,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise SwinIRError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if padding not in PADDING_MODES:
-            raise SwinIRError(f"padding must be one of {', '.join(PADDING_MODES)}, got {padding!r}")
+        self.descriptor: ModelDescriptor = describe(model)
+        if precision not in self.descriptor.precisions:
+            raise ArgumentError("precision", precision, f"is not available for this model; use one of "
+                                f"{', '.join(self.descriptor.precisions)}")
+        self.padding = check_padding(padding)
+        if tile_overlap < 0:
+            raise ArgumentError("tile_overlap", tile_overlap, "must be >= 0")
+        if max_memory is not None and max_memory <= 0:
+            raise ArgumentError("max_memory", max_memory, "must be a positive number of bytes")
         if device is None:
             try:
                 device = next(model.parameters()).device
@@ -228,65 +140,83 @@ class Restorer:
                 device = "cpu"
         self.device = select_device(device)
         self.model = model.to(self.device).eval() if hasattr(model, "to") else model
-        self.window = int(getattr(model, "pad_multiple", getattr(model, "window_size", 8)))
-        self.scale = int(getattr(model, "scale", getattr(model, "upscale", 1)))
-        self.in_chans = int(getattr(model, "config", {}).get("in_chans", getattr(model, "in_chans", 3)))
-        if isinstance(tile, str) and tile != "auto":
-            tile = int(tile)
-        if isinstance(tile, int) and tile > 0 and tile % self.window:
-            raise SwinIRError(f"--tile {tile} must be a multiple of the model's window size {self.window}")
-        if tile_overlap < 0:
-            raise SwinIRError(f"--tile-overlap must be ≥ 0, got {tile_overlap}")
-        self.tile = tile or 0
+        self.window = self.descriptor.size_multiple
+        self.scale = self.descriptor.scale
+        self.in_chans = self.descriptor.in_chans
+        self.tile = resolve_tile(tile)
+        if isinstance(self.tile, int) and self.tile % self.window:
+            raise ArgumentError("tile", self.tile, f"must be a multiple of the window size {self.window}")
         self.tile_overlap = tile_overlap
         self.ensemble = ensemble
         self.precision = precision
-        self.padding = padding
         self.max_memory = max_memory
         self.tile_batch = max(1, tile_batch)
         self.progress = progress
         self.channels_last = channels_last
+        self.oom_retries = max(0, oom_retries)
         if channels_last and hasattr(self.model, "to"):
             self.model = self.model.to(memory_format=torch.channels_last)
         self._net = torch.compile(self.model) if compile else self.model
         if precision == "fp16" and self.device.type == "cpu":
             log.info("fp16 on CPU runs through autocast and is slow; bf16 is the fast CPU choice")
 
-    # ---- tensors --------------------------------------------------------------------------------
+    # ---- tiles --------------------------------------------------------------------------------
     def tile_size_for(self, height: int, width: int) -> int:
         """The tile size used for an input of this size (0 = whole image)."""
         if self.tile != "auto":
             return int(self.tile)
         budget = self.max_memory or available_memory(self.device) // 2
         ph, pw = padded_size(height, self.window, self.padding), padded_size(width, self.window, self.padding)
-        if estimate_memory(self.model, ph, pw) <= budget:  # ensemble passes run one after another
+        if estimate_memory(self.descriptor, ph, pw) <= budget:  # ensemble passes run one after another
             return 0
         tile = self.window * max(1, min(ph, pw) // self.window)
-        while tile > self.window and estimate_memory(self.model, tile, tile, self.tile_batch) > budget:
+        while tile > self.window and estimate_memory(self.descriptor, tile, tile, self.tile_batch) > budget:
             tile -= self.window
         return tile
 
+    def _with_oom_retry(self, height: int, width: int, work: Callable[[int, int], None]) -> None:
+        """Run ``work(tile, tile_batch)``; after an out-of-memory error, again with half the tile
+        (one tile per batch), down to the window size.  ``work`` must be safe to repeat."""
+        tile, batch = self.tile_size_for(height, width), self.tile_batch
+        for attempt in range(self.oom_retries + 1):
+            try:
+                work(tile, batch)
+                return
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                _free_device_memory()
+                current = tile if tile > 0 else max(height, width)
+                smaller = (current // 2) // self.window * self.window
+                if attempt == self.oom_retries or smaller < self.window:
+                    raise SwinIRError(f"out of memory even with {current}-pixel tiles; use a smaller tile, "
+                                      "max_memory or the CPU") from exc
+                log.info("out of memory; retrying with %d-pixel tiles", smaller)
+                tile, batch = smaller, 1
+
+    # ---- tensors --------------------------------------------------------------------------------
     def restore_tensor(self, x: Tensor) -> Tensor:
-        """Restore ``(N, C, H, W)`` float in [0, 1] → ``(N, C, H·s, W·s)`` float (not clipped)."""
-        if x.ndim != 4:
-            raise SwinIRError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+        """Restore ``(N, C, H, W)`` float in [0, 1] -> ``(N, C, H*s, W*s)`` float32 (not clipped)."""
+        if not isinstance(x, Tensor) or x.ndim != 4:
+            raise ArgumentError("x", tuple(getattr(x, "shape", ())), "is not an (N, C, H, W) tensor")
         n, c, h, w = x.shape
+        if c != self.in_chans:
+            raise ArgumentError("x", tuple(x.shape), f"has {c} channels; the model takes {self.in_chans}")
         out = torch.empty(n, c, h * self.scale, w * self.scale, dtype=torch.float32)
-
-        def emit(index: int, y0: int, y1: int, block: Tensor) -> None:
-            out[index, :, y0:y1] = block
-
         for i in range(n):
-            self._restore_one(x[i : i + 1], lambda y0, y1, block, i=i: emit(i, y0, y1, block))
+            def emit(y0: int, y1: int, block: Tensor, i: int = i) -> None:
+                out[i, :, y0:y1] = block
+
+            self._with_oom_retry(h, w, lambda tile, batch, i=i, emit=emit: self._restore_one(x[i : i + 1], emit, tile, batch))
         return out
 
-    def _restore_one(self, x: Tensor, emit: Callable[[int, int, Tensor], None]) -> None:
-        """Restore one image ``(1, C, H, W)``; finished output rows go to ``emit(y0, y1, rows)``."""
+    def _restore_one(self, x: Tensor, emit: Callable[[int, int, Tensor], None], tile: int, tile_batch: int) -> None:
+        """Restore one image ``(1, C, H, W)`` with ``tile``-pixel tiles (0: whole); finished output
+        rows go to ``emit(y0, y1, rows)`` in order."""
         _, c, h, w = x.shape
         s = self.scale
         padded = pad_image(x.float(), self.window, self.padding)
         ph, pw = padded.shape[-2:]
-        tile = self.tile_size_for(h, w)
         if tile <= 0 or (tile >= ph and tile >= pw):
             result = self._forward(padded.to(self.device))
             if self.progress:
@@ -309,9 +239,9 @@ class Restorer:
                 band = torch.cat([band[:, :, shift:], torch.zeros_like(band[:, :, :shift])], dim=2)
                 band_w = torch.cat([band_w[:, :, shift:], torch.zeros_like(band_w[:, :, :shift])], dim=2)
                 band_top = y * s
-            tiles = [(x0, self._tile_weight(y, x0, th, tw, overlap, ys, xs)) for x0 in xs]
-            for start in range(0, len(tiles), self.tile_batch):
-                group = tiles[start : start + self.tile_batch]
+            tiles = [(x0, tile_weight(y, x0, (th, tw), (ys, xs), s)) for x0 in xs]
+            for start in range(0, len(tiles), tile_batch):
+                group = tiles[start : start + tile_batch]
                 batch = torch.cat([padded[:, :, y : y + th, x0 : x0 + tw] for x0, _ in group])
                 outputs = self._forward(batch.to(self.device)).cpu()
                 for (x0, weight), o in zip(group, outputs):
@@ -326,18 +256,6 @@ class Restorer:
                 emit(emitted, final, band[:, :, lo:hi, : w * s] / band_w[:, :, lo:hi, : w * s])
                 emitted = final
 
-    def _tile_weight(self, y: int, x: int, th: int, tw: int, overlap: int, ys: list[int], xs: list[int]) -> Tensor:
-        """Output-resolution blending weight: ramps only towards neighbouring tiles."""
-        s = self.scale
-
-        def ramp(pos: int, length: int, starts: list[int]) -> Tensor:
-            i = starts.index(pos)
-            before = (starts[i - 1] + length - pos) if i > 0 else 0
-            after = (pos + length - starts[i + 1]) if i + 1 < len(starts) else 0
-            return blend_ramp(length * s, before * s, after * s)
-
-        return ramp(y, th, ys)[:, None] * ramp(x, tw, xs)[None, :]
-
     def _forward(self, batch: Tensor) -> Tensor:
         """Run the model on a batch (with ensemble and precision); float32 result."""
         with torch.inference_mode():
@@ -345,7 +263,7 @@ class Restorer:
                 return self._run(batch)
             total = None
             for k in range(8):
-                y = _inverse_transform(self._run(_transform(batch, k)), k)
+                y = inverse_transform(self._run(transform(batch, k)), k)
                 total = y if total is None else total + y
             return total / 8
 
@@ -376,11 +294,11 @@ class Restorer:
         from swinir.image.imresize import imresize
 
         if alpha_mode not in ("auto", "model"):
-            raise SwinIRError(f"alpha_mode must be 'auto' or 'model', got {alpha_mode!r}")
+            raise ArgumentError("alpha_mode", alpha_mode, "is not an alpha mode; use 'auto' or 'model'")
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
-            raise SwinIRError(f"expected an HW or HWC image with 1-4 channels, got shape {image.shape}")
+            raise ArgumentError("image", image.shape, "is not an HW or HWC image with 1-4 channels")
         if image.shape[0] == 0 or image.shape[1] == 0:
-            raise SwinIRError("the image is empty (zero width or height)")
+            raise ArgumentError("image", image.shape, "is empty (zero width or height)")
         dtype = image.dtype
         if dtype == np.uint8:
             peak = 255.0
@@ -389,7 +307,7 @@ class Restorer:
         elif np.issubdtype(dtype, np.floating):
             peak = 1.0
         else:
-            raise SwinIRError(f"unsupported image dtype {dtype} (use uint8, uint16 or float)")
+            raise ArgumentError("image", str(dtype), "has an unsupported dtype; use uint8, uint16 or float")
         squeeze = image.ndim == 2
         arr = image[:, :, None] if squeeze else image
         has_alpha = arr.shape[2] in (2, 4)
@@ -438,10 +356,12 @@ class Restorer:
         def emit(y0: int, y1: int, rows: Tensor) -> None:
             block = rows[0].permute(1, 2, 0).numpy()
             if not np.isfinite(block).all():
-                raise SwinIRError("the model produced non-finite values; try --precision fp32")
+                hint = "use precision='fp32'" if self.precision != "fp32" else "the model's weights may be corrupt"
+                raise SwinIRError(f"the model produced non-finite values ({hint})")
             sink(y0, y1, block)
 
-        self._restore_one(x, emit)
+        height, width = planes.shape[:2]
+        self._with_oom_retry(height, width, lambda tile, batch: self._restore_one(x, emit, tile, batch))
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype, peak: float) -> np.ndarray:

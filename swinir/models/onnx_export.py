@@ -34,18 +34,19 @@ import copy
 import io
 import json
 import logging
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from swinir.core.errors import SwinIRError
+from swinir.core.types import PathLike
+from swinir.models.descriptor import describe
 from swinir.models.network import SwinIR, WindowAttention
 
 __all__ = [
@@ -72,7 +73,6 @@ METADATA_PREFIX = "swinir."
 #: Accuracy required by :func:`verify_onnx`: max |onnx - torch| / max |torch|.
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,18 +183,13 @@ def default_check_sizes(model: SwinIR) -> list[tuple[int, int, int]]:
 
 
 def _metadata(model: SwinIR, precision: str) -> dict[str, str]:
-    from swinir.models.checkpoint import guess_task
-
-    config = dict(model.config)
-    return {
-        f"{METADATA_PREFIX}scale": str(model.scale),
-        f"{METADATA_PREFIX}pad_multiple": str(model.pad_multiple),
-        f"{METADATA_PREFIX}window_size": str(model.window_size),
-        f"{METADATA_PREFIX}in_chans": str(config["in_chans"]),
-        f"{METADATA_PREFIX}task": guess_task(config),
-        f"{METADATA_PREFIX}precision": precision,
-        f"{METADATA_PREFIX}config": json.dumps(config),
+    described = describe(model)
+    facts = {
+        "scale": described.scale, "pad_multiple": described.size_multiple, "window_size": described.window_size,
+        "in_chans": described.in_chans, "task": described.task, "precision": precision,
+        "config": json.dumps(dict(model.config)), "noise": described.noise, "jpeg": described.jpeg,
     }
+    return {f"{METADATA_PREFIX}{key}": str(value) for key, value in facts.items() if value is not None}
 
 
 def _check_exportable(model: Any) -> SwinIR:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -19,12 +18,13 @@ import torch
 from torch import Tensor
 
 from swinir.core.errors import SwinIRError
+from swinir.core.types import PathLike
+from swinir.models.descriptor import ModelDescriptor, guess_task
 
 __all__ = ["OnnxModel", "available_providers"]
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 _PREFIX = "swinir."
 
 
@@ -93,8 +93,14 @@ class OnnxModel:
         self.pad_multiple = int(meta.get(_PREFIX + "pad_multiple", self.window_size))
         self.in_chans = int(meta.get(_PREFIX + "in_chans", in_chans or self.config.get("in_chans", 3)))
         self.config.setdefault("in_chans", self.in_chans)
-        self.task: Optional[str] = meta.get(_PREFIX + "task")
         self.precision = meta.get(_PREFIX + "precision", "fp32")
+        task = meta.get(_PREFIX + "task") or ("classical_sr" if self.scale > 1 else guess_task(self.config))
+        levels = {key: int(meta[_PREFIX + key]) for key in ("noise", "jpeg") if _PREFIX + key in meta}
+        self.swinir_descriptor = ModelDescriptor(
+            task=task, scale=self.scale, in_chans=self.in_chans, size_multiple=self.pad_multiple,
+            window_size=self.window_size, img_range=float(self.config.get("img_range", 1.0)),
+            precisions=(self.precision,), backend="onnxruntime", name=self.path.name, arguments=self.config, **levels,
+        )
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise SwinIRError(f"{self.path} is not an image model: expected one (N, C, H, W) input")

@@ -1,0 +1,147 @@
+"""Tensor plumbing of the restoration engine: padding to the window multiple, the self-ensemble's
+dihedral transforms, the tile layout with its blending ramps, and the memory estimate behind
+``tile="auto"``.
+
+Pure functions of tensors and sizes; :class:`~swinir.inference.restorer.Restorer` puts them together.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from swinir.core.errors import ArgumentError
+from swinir.models.descriptor import ModelDescriptor
+
+__all__ = [
+    "PADDING_MODES", "blend_ramp", "estimate_memory", "inverse_transform", "pad_image", "padded_size",
+    "tile_starts", "tile_weight", "transform",
+]
+
+#: ``paper``: the official test script (mirror, always at least one extra pixel, up to a window);
+#: ``symmetric``/``reflect``/``replicate``: minimal padding to the next window multiple.
+PADDING_MODES = ("symmetric", "reflect", "replicate", "paper")
+
+
+# --------------------------------------------------------------------------------------------
+# Padding
+# --------------------------------------------------------------------------------------------
+def _extend_index(size: int, padded: int, mode: str) -> Tensor:
+    """Indices that extend ``range(size)`` to ``padded`` (periodically for tiny inputs)."""
+    idx = torch.arange(padded)
+    if mode == "replicate" or size == 1:
+        return idx.clamp(max=size - 1)
+    if mode == "reflect":  # ... 2 1 0 1 2 ... (edge not repeated)
+        period = 2 * (size - 1)
+        idx = idx % period
+        return torch.where(idx < size, idx, period - idx)
+    period = 2 * size  # symmetric / paper: ... 1 0 0 1 ... (edge repeated, like torch.flip + cat)
+    idx = idx % period
+    return torch.where(idx < size, idx, period - 1 - idx)
+
+
+def check_padding(padding: str) -> str:
+    """``padding`` if it is one of :data:`PADDING_MODES`, else an :class:`ArgumentError`."""
+    if padding not in PADDING_MODES:
+        raise ArgumentError("padding", padding, f"is not a padding mode; use one of {', '.join(PADDING_MODES)}")
+    return padding
+
+
+def padded_size(size: int, multiple: int, mode: str) -> int:
+    """The length ``size`` is padded to: the next multiple (``paper``: always at least one more)."""
+    if mode == "paper":
+        return (size // multiple + 1) * multiple
+    return math.ceil(size / multiple) * multiple
+
+
+def pad_image(x: Tensor, multiple: int, mode: str = "symmetric") -> Tensor:
+    """Pad ``(N, C, H, W)`` at the bottom and right so H and W are multiples of ``multiple``.
+
+    ``mode="paper"`` reproduces the official test script exactly: the image is mirrored
+    (``cat([x, flip(x)])``) and always grows by 1 to ``multiple`` pixels, even when it already is
+    a multiple.  The other modes add the minimum.  Works for any H, W >= 1.
+    """
+    check_padding(mode)
+    h, w = x.shape[-2:]
+    ph, pw = padded_size(h, multiple, mode), padded_size(w, multiple, mode)
+    if (ph, pw) == (h, w):
+        return x
+    index_mode = "symmetric" if mode == "paper" else mode
+    rows = _extend_index(h, ph, index_mode).to(x.device)
+    cols = _extend_index(w, pw, index_mode).to(x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+# --------------------------------------------------------------------------------------------
+# Self-ensemble: the 8 dihedral transforms
+# --------------------------------------------------------------------------------------------
+def transform(x: Tensor, k: int) -> Tensor:
+    """k in 0..7: rotate ``(..., H, W)`` by 90 degrees times (k % 4), then flip horizontally if k >= 4."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x
+
+
+def inverse_transform(x: Tensor, k: int) -> Tensor:
+    """Undo :func:`transform` ``k``."""
+    if k >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, -(k % 4), dims=(-2, -1))
+
+
+# --------------------------------------------------------------------------------------------
+# Tiles
+# --------------------------------------------------------------------------------------------
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of ``tile`` covering ``size`` with at least ``overlap`` shared."""
+    if tile >= size:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, size - tile, stride))
+    return [*starts, size - tile]
+
+
+def blend_ramp(length: int, before: int, after: int) -> Tensor:
+    """1-D blending weight ``(length,)``: rises linearly over ``before`` samples, falls over ``after``.
+
+    Weights are strictly positive, so every output pixel has a defined weighted mean.
+    """
+    w = torch.ones(length)
+    if before > 0:
+        w[:before] = torch.minimum(w[:before], (torch.arange(before) + 0.5) / before)
+    if after > 0:
+        w[length - after :] = torch.minimum(w[length - after :], (torch.arange(after, 0, -1) - 0.5) / after)
+    return w
+
+
+def tile_weight(y: int, x: int, size: tuple[int, int], starts: tuple[list[int], list[int]], scale: int) -> Tensor:
+    """Output-resolution blending weight ``(th*s, tw*s)`` of the tile at input ``(y, x)``.
+
+    ``size`` is the tile's ``(th, tw)`` and ``starts`` the row and column starts of all tiles; the
+    weight ramps only towards neighbouring tiles, so image borders keep full weight.
+    """
+
+    def ramp(pos: int, length: int, offsets: list[int]) -> Tensor:
+        i = offsets.index(pos)
+        before = (offsets[i - 1] + length - pos) if i > 0 else 0
+        after = (pos + length - offsets[i + 1]) if i + 1 < len(offsets) else 0
+        return blend_ramp(length * scale, before * scale, after * scale)
+
+    return ramp(y, size[0], starts[0])[:, None] * ramp(x, size[1], starts[1])[None, :]
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------
+def estimate_memory(model: ModelDescriptor, height: int, width: int, batch: int = 1, bytes_per_value: int = 4) -> int:
+    """Rough peak bytes of one forward pass of ``model`` on a ``batch x height x width`` input."""
+    arguments = model.arguments
+    dim = int(arguments.get("embed_dim", 180))
+    heads = max(arguments.get("num_heads", [6]))
+    hidden = int(dim * float(arguments.get("mlp_ratio", 2.0)))
+    ws, scale = model.window_size, model.scale
+    pixels = height * width * batch
+    attention = pixels * heads * ws * ws * 3  # logits, softmax, bias/mask sum
+    tokens = pixels * (dim * 8 + hidden * 2)
+    head = pixels * scale * scale * 64 * 3
+    return int((attention + tokens + head) * bytes_per_value * 1.25) + (64 << 20)
