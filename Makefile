@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all install bench clean train-bundled browser docs-screenshot
+.PHONY: demo test test-all lint install bench clean train-bundled browser docs-screenshot
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,16 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	  echo "warning: could not install chromium; the browser test is skipped (and fails under CI=true)"
 
-# The whole suite minus the tests marked slow (a representative full-size subset stays in).
-test: $(STAMP) browser
+# Lint (ruff: errors, style, import order) and type-check (mypy) the package, tests and scripts.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check swinir tests benchmarks tools
+	$(VENV)/bin/mypy
+
+# The linters, then the whole suite minus the tests marked slow (a representative full-size subset stays in).
+test: lint browser
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP) browser
+test-all: lint browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Refresh docs/web_app.png (the README screenshot) from the browser test.
