@@ -46,6 +46,16 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(f"swinir.cli.{module}"), attr)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; library errors become one line in the command line's words (exit 2)."""
+        from swinir.cli.options import UserError, message_for_cli
+        from swinir.core.errors import SwinIRError
+
+        try:
+            return super().invoke(ctx)
+        except SwinIRError as exc:
+            raise UserError(message_for_cli(exc)) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         if rows:
@@ -70,6 +80,7 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user errors become one line on stderr (exit 2), Ctrl-C exits 130."""
+    from swinir.cli.options import message_for_cli
     from swinir.core.errors import SwinIRError
 
     try:
@@ -86,7 +97,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except SwinIRError as exc:
-        fail(str(exc))
+        fail(message_for_cli(exc))
     if isinstance(result, int) and result != 0:  # ctx.exit(n) inside a command
         sys.exit(result)
     return result
