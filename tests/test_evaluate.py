@@ -15,6 +15,9 @@ from PIL import Image
 from swinir.cli import cli
 from swinir.core.errors import SwinIRError
 from swinir.degradations.protocol import bicubic_lr
+from swinir.eval import dataset as evd
+from swinir.eval import evaluate as evr
+from swinir.eval import methods as evm
 from swinir.eval import paper
 from swinir.eval import protocol as ev
 from swinir.eval.metrics import psnr
@@ -71,12 +74,12 @@ def test_bicubic_set5_matches_published_baselines(scale: int, tmp_path: Path) ->
     assert abs(data["mean"]["psnr_y"] - p) <= 0.01
     assert abs(data["mean"]["ssim_y"] - s) <= 0.0005
 
-    matlab = ev.evaluate_dataset(ev.BicubicMethod(), set5, ev.Protocol("classical_sr", scale, y_rounding=True))
+    matlab = evr.evaluate_dataset(evm.BicubicMethod(), set5, ev.Protocol("classical_sr", scale, y_rounding=True))
     assert abs(matlab.mean()["psnr_y"] - BICUBIC_MATLAB[scale]) <= 0.03
     assert matlab.mean()["psnr"] == pytest.approx(data["mean"]["psnr"], abs=1e-12)  # RGB is unaffected
 
     lq_dir = require_shared("testsets", "Set5", "LR_bicubic", f"X{scale}")
-    ready = ev.evaluate_dataset(ev.BicubicMethod(), set5, ev.Protocol("classical_sr", scale), lq_dir=lq_dir)
+    ready = evr.evaluate_dataset(evm.BicubicMethod(), set5, ev.Protocol("classical_sr", scale), lq_dir=lq_dir)
     assert ready.n == 5
     for name, metrics in data["images"].items():
         mine = next(image for image in ready.images if image.name == name)
@@ -97,10 +100,10 @@ def test_matlab_y_rounding_via_cli(tmp_path: Path) -> None:
 def test_noisy_set12_is_deterministic() -> None:
     set12 = require_shared("testsets", "Set12")
     protocol = ev.Protocol("gray_dn", noise=25)
-    first = ev.evaluate_dataset(ev.InputMethod("noisy"), set12, protocol)
+    first = evr.evaluate_dataset(evm.InputMethod("noisy"), set12, protocol)
     np.random.seed(1234)  # global random state must not matter
     np.random.normal(size=10)
-    second = ev.evaluate_dataset(ev.InputMethod("noisy"), set12, protocol)
+    second = evr.evaluate_dataset(evm.InputMethod("noisy"), set12, protocol)
     assert first.n == 12
     assert [i.metrics for i in first.images] == [i.metrics for i in second.images]
     # clipped + rounded noise of sigma 25: close to, and above, the unclipped 20*log10(255/25)
@@ -171,7 +174,7 @@ def test_unreadable_file_is_reported_and_skipped(tmp_path: Path) -> None:
     assert len(lines) == 1
     data = json.loads(out.read_text())
     assert data["n"] == 3 and len(data["failed"]) == 1 and "broken.png" in data["failed"][0]["file"]
-    clean = ev.evaluate_dataset(ev.BicubicMethod(), folder, ev.Protocol("classical_sr", 2), files=good)
+    clean = evr.evaluate_dataset(evm.BicubicMethod(), folder, ev.Protocol("classical_sr", 2), files=good)
     assert data["mean"]["psnr_y"] == pytest.approx(clean.mean()["psnr_y"], abs=1e-12)
 
 
@@ -208,7 +211,7 @@ def test_tiny_model_task_from_checkpoint_and_saved_images(tmp_path: Path) -> Non
     protocol = ev.Protocol("classical_sr", 2)
     for path in sorted(folder.glob("*.png")):
         out_img = read_image(saved / f"{path.stem}.png").pixels
-        gt = ev.load_sample(path, protocol).gt
+        gt = evd.load_sample(path, protocol).gt
         assert out_img.shape == gt.shape == (38, 42, 3)
         assert psnr(out_img, gt, 2, test_y_channel=True) == pytest.approx(data["images"][path.stem]["psnr_y"], abs=1e-9)
         assert psnr(out_img, gt, 2) == pytest.approx(data["images"][path.stem]["psnr"], abs=1e-9)
@@ -223,9 +226,9 @@ def test_model_method_matches_official_pipeline(tmp_path: Path) -> None:
     model = tiny_model(upscale=1, upsampler="", in_chans=1)
     folder = tmp_path / "gray"
     (path,) = write_images(folder, 1, size=(30, 29), gray=True)
-    method = ev.ModelMethod(model, name="tiny", device="cpu")
+    method = evm.ModelMethod(model, name="tiny", device="cpu")
     protocol = ev.Protocol("gray_dn", noise=15)
-    result = ev.evaluate_dataset(method, folder, protocol)
+    result = evr.evaluate_dataset(method, folder, protocol)
 
     gt = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
     np.random.seed(seed=0)
@@ -281,7 +284,7 @@ def test_dataset_discovery(tmp_path: Path) -> None:
     found = paper.find_datasets(tmp_path)
     assert found == {"Set5": tmp_path / "set5", "BSD100": tmp_path / "benchmark" / "B100",
                      "McMaster": tmp_path / "McM"}
-    assert ev.resolve_dataset(found["Set5"]) == tmp_path / "set5" / "HR"
+    assert evd.resolve_dataset(found["Set5"]) == tmp_path / "set5" / "HR"
     assert paper.find_lr_folder(found["Set5"], 2) == tmp_path / "set5" / "LR_bicubic" / "X2"
     assert paper.find_lr_folder(found["Set5"], 3) is None
 
@@ -310,7 +313,7 @@ def test_paper_comparison_with_fake_models(tmp_path: Path, monkeypatch: pytest.M
             write_image(lr_dir / f"{path.stem}x{scale}.png", bicubic_lr(read_image(path).pixels, scale))
     write_images(root / "B100", 1, size=(48, 48), seed=3)
     broken = "001_classicalSR_DF2K_s64w8_SwinIR-M_x4"
-    monkeypatch.setattr(ev, "load_checkpoint", _fake_loader({broken}))
+    monkeypatch.setattr(evm, "load_checkpoint", _fake_loader({broken}))
 
     out = tmp_path / "paper.json"
     result = run("eval", "--paper", "classical_sr", "--datasets-root", str(root), "--json", str(out),
@@ -364,7 +367,7 @@ def test_compare_writes_figure(tmp_path: Path) -> None:
         pixels = np.asarray(im.convert("RGB"))
     assert layout.zoom == 256 // 24
     x, y, w, h = layout.panels[-1]
-    gt = ev.load_sample(image, ev.Protocol("classical_sr", 2)).gt[10:30, 8:32]
+    gt = evd.load_sample(image, ev.Protocol("classical_sr", 2)).gt[10:30, 8:32]
     assert np.array_equal(pixels[y : y + h : layout.zoom, x : x + w : layout.zoom], gt)
     assert not list(fig.parent.glob(".*tmp"))  # atomic write leaves nothing behind
 

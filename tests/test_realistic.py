@@ -331,7 +331,8 @@ def test_niqe_features_match_a_direct_loop() -> None:
 
 
 def test_no_reference_figures_and_report(tmp_path: Path) -> None:
-    from swinir.eval.protocol import BicubicMethod, Protocol
+    from swinir.eval.methods import BicubicMethod
+    from swinir.eval.protocol import Protocol
 
     class Nearest:
         name = "nearest"

@@ -201,7 +201,8 @@ def _run_eval(model: Optional[str], datasets: tuple[str, ...], task: Optional[st
               noise: Optional[float], jpeg: Optional[int], lq_dir: Optional[str], json_path: Optional[str],
               markdown_path: Optional[str], save_dir: Optional[str], tile: Union[int, str], tile_overlap: int,
               ensemble: bool, padding: str, y_rounding: bool, device: str, precision: str) -> int:
-    from swinir.eval.protocol import evaluate_dataset, open_method
+    from swinir.eval.evaluate import evaluate_dataset
+    from swinir.eval.methods import open_method
 
     if not datasets:
         raise SwinIRError("give --dataset DIR (a folder of clean images), or --paper TASK --datasets-root DIR")
@@ -297,7 +298,7 @@ def compare(image: str, more_models: tuple[str, ...], models: tuple[str, ...], t
     has the method's whole-image PSNR/SSIM under it (Y channel for SR).
     """
     from swinir.eval.figure import compare_methods, parse_box
-    from swinir.eval.protocol import open_method
+    from swinir.eval.methods import open_method
 
     try:
         specs = list(models) + list(more_models)

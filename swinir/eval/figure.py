@@ -27,7 +27,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from swinir.core.errors import SwinIRError
-from swinir.eval.protocol import BicubicMethod, InputMethod, Method, Protocol, load_sample, measure
+from swinir.eval.dataset import load_sample
+from swinir.eval.methods import BicubicMethod, InputMethod, Method
+from swinir.eval.protocol import Protocol, measure
 
 __all__ = [
     "Panel",

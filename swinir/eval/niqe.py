@@ -311,7 +311,7 @@ def compare_no_reference(
 
     Panels, left to right (the layout of :mod:`swinir.eval.figure`): the whole bicubic upscaling with
     the crop box, the input enlarged with nearest neighbour, then each method (e.g. bicubic, a PSNR
-    and a GAN model: :class:`swinir.eval.protocol.Method` objects) with its whole-image NIQE (``scale``
+    and a GAN model: :class:`swinir.eval.methods.Method` objects) with its whole-image NIQE (``scale``
     border pixels cropped; lower is more natural).  Without ``box`` the crop goes where the
     methods differ most.
 
@@ -320,7 +320,8 @@ def compare_no_reference(
     """
     from swinir.core.files import atomic_path
     from swinir.eval.figure import Panel, default_box, render_figure
-    from swinir.eval.protocol import BicubicMethod, Protocol
+    from swinir.eval.methods import BicubicMethod
+    from swinir.eval.protocol import Protocol
     from swinir.image import read_image
 
     pixels = read_image(image).pixels

@@ -31,16 +31,13 @@ from typing import Any, Optional, Union
 
 from swinir.assets import read_asset_text
 from swinir.core.errors import SwinIRError
-from swinir.eval import protocol as _evaluate
-from swinir.eval.protocol import (
-    EvalResult,
-    Failure,
-    ModelMethod,
-    Protocol,
-    evaluate_dataset,
-    normalise_task,
-    resolve_dataset,
-)
+from swinir.core.tasks import normalise_task
+from swinir.eval import methods as _methods
+from swinir.eval.dataset import resolve_dataset
+from swinir.eval.evaluate import evaluate_dataset
+from swinir.eval.methods import ModelMethod
+from swinir.eval.protocol import Protocol
+from swinir.eval.results import EvalResult, Failure
 
 __all__ = [
     "DATASET_ALIASES",
@@ -319,7 +316,7 @@ def reproduce(
 ) -> PaperReport:
     """Run every official model of ``task`` that the paper reports on the test sets under ``root``.
 
-    Models are loaded with :func:`swinir.eval.protocol.load_checkpoint` (cached or downloaded official
+    Models are loaded with :func:`swinir.eval.methods.load_checkpoint` (cached or downloaded official
     weights); a model that cannot be loaded is reported in ``model_failures`` and skipped.
 
     Args:
@@ -354,7 +351,7 @@ def reproduce(
             models.setdefault(row.model, []).append(row)
     for model_name, rows in models.items():
         try:
-            net = _evaluate.load_checkpoint(model_name, device)
+            net = _methods.load_checkpoint(model_name, device)
             method = ModelMethod(net, name=model_name, tile=tile, tile_overlap=tile_overlap, ensemble=ensemble,
                                  precision=precision, device=device, padding=padding)
         except SwinIRError as exc:
