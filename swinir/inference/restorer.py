@@ -26,6 +26,8 @@ from torch import Tensor
 
 from swinir.core.device import DeviceLike, available_memory, select_device
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.image.color import rgb2ycbcr, ycbcr2rgb
+from swinir.image.imresize import imresize
 from swinir.inference.tiling import (
     PADDING_MODES,
     check_padding,
@@ -285,68 +287,78 @@ class Restorer:
         """Restore a numpy image and return it in the same layout and dtype.
 
         ``image``: HW (gray), HWC with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); uint8,
-        uint16 or float in [0, 1].  Colour images through a gray model have their luminance
-        restored and chroma resized; gray images through a colour model are replicated to RGB
-        and averaged back.  Alpha is resized bicubically for SR and kept exactly otherwise
-        (``alpha_mode="model"`` runs it through the model instead).
+        uint16 or float in [0, 1].  See :meth:`restore_split` for colour and alpha handling.
         """
-        from swinir.image.color import rgb2ycbcr, ycbcr2rgb
-        from swinir.image.imresize import imresize
+        arr = _as_hwc(image, "image")
+        if arr.shape[2] not in (2, 4):
+            pixels, _ = self.restore_split(image, None, alpha_mode=alpha_mode)
+            return pixels
+        pixels, alpha = self.restore_split(arr[:, :, :-1], arr[:, :, -1], alpha_mode=alpha_mode)
+        assert alpha is not None
+        return np.dstack([pixels, alpha])
 
+    def restore_split(self, pixels: np.ndarray, alpha: Optional[np.ndarray] = None, *,
+                      alpha_mode: str = "auto") -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Restore colour ``pixels`` (HW, HWx1 or HWx3) and an optional ``alpha`` (HW) kept apart.
+
+        Returns ``(pixels, alpha)`` in the inputs' layouts and dtype (uint8, uint16 or float in
+        [0, 1]).  Colour images through a gray model have their luminance restored and chroma
+        resized; gray images through a colour model are replicated to RGB and averaged back.
+        Alpha is resized bicubically for SR and kept exactly otherwise (``alpha_mode="model"``
+        runs it through the model instead).  Results are written in their final dtype as rows of
+        tiles finish: no full-size float copy.
+        """
         if alpha_mode not in ("auto", "model"):
             raise ArgumentError("alpha_mode", alpha_mode, "is not an alpha mode; use 'auto' or 'model'")
-        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
-            raise ArgumentError("image", image.shape, "is not an HW or HWC image with 1-4 channels")
-        if image.shape[0] == 0 or image.shape[1] == 0:
-            raise ArgumentError("image", image.shape, "is empty (zero width or height)")
-        dtype = image.dtype
-        if dtype == np.uint8:
-            peak = 255.0
-        elif dtype == np.uint16:
-            peak = 65535.0
-        elif np.issubdtype(dtype, np.floating):
-            peak = 1.0
-        else:
-            raise ArgumentError("image", str(dtype), "has an unsupported dtype; use uint8, uint16 or float")
-        squeeze = image.ndim == 2
-        arr = image[:, :, None] if squeeze else image
-        has_alpha = arr.shape[2] in (2, 4)
-        color = (arr[:, :, :-1] if has_alpha else arr).astype(np.float32) / peak
-        s = self.scale
-        h, w, c = color.shape
-        # The result is written in its final dtype as rows of tiles finish: no full-size float copy.
-        result = np.empty((h * s, w * s, arr.shape[2]), dtype=dtype)
+        arr = _as_hwc(pixels, "pixels")
+        if arr.shape[2] not in (1, 3):
+            raise ArgumentError("pixels", pixels.shape, "needs 1 or 3 colour channels (pass alpha separately)")
+        if alpha is not None and (alpha.shape != arr.shape[:2] or alpha.dtype != arr.dtype):
+            raise ArgumentError("alpha", alpha.shape, f"must be an HW array of the pixels' size and dtype {arr.dtype}")
+        peak = _peak(arr.dtype)
+        s, (h, w, c) = self.scale, arr.shape
+        result = np.empty((h * s, w * s, c), dtype=arr.dtype)
+        self._restore_colour(arr.astype(np.float32) / peak, result, peak)
+        restored_alpha = None if alpha is None else self._restore_alpha(alpha, alpha_mode, peak)
+        return (result[:, :, 0] if pixels.ndim == 2 else result), restored_alpha
 
-        def store(channels: slice) -> Callable[[int, int, np.ndarray], None]:
-            def sink(y0: int, y1: int, rows: np.ndarray) -> None:
-                result[y0:y1, :, channels] = _to_dtype(rows, dtype, peak)
-            return sink
+    def _restore_colour(self, colour: np.ndarray, result: np.ndarray, peak: float) -> None:
+        """Restore HWC float colour into ``result`` (HWC, final dtype), bridging gray/colour models."""
+        c = colour.shape[2]
+
+        def store(y0: int, y1: int, rows: np.ndarray) -> None:
+            result[y0:y1] = _to_dtype(rows, result.dtype, peak)
 
         if c == 3 and self.in_chans == 1:  # gray model: restore Y, resize chroma
-            ycc = rgb2ycbcr(color)
-            chroma = ycc[:, :, 1:] if s == 1 else imresize(ycc[:, :, 1:], s)
+            ycc = rgb2ycbcr(colour)
+            chroma = ycc[:, :, 1:] if self.scale == 1 else imresize(ycc[:, :, 1:], self.scale)
+            luma = ycc[:, :, :1]
             del ycc
 
             def with_chroma(y0: int, y1: int, rows: np.ndarray) -> None:
-                store(slice(0, 3))(y0, y1, ycbcr2rgb(np.concatenate([rows, chroma[y0:y1]], axis=2)))
+                store(y0, y1, ycbcr2rgb(np.concatenate([rows, chroma[y0:y1]], axis=2)))
 
-            self._restore_planes(rgb2ycbcr(color)[:, :, :1], with_chroma)
+            self._restore_planes(luma, with_chroma)
         elif c == 1 and self.in_chans == 3:  # colour model: replicate, average back
-            self._restore_planes(np.repeat(color, 3, axis=2),
-                                 lambda y0, y1, rows: store(slice(0, 1))(y0, y1, rows.mean(axis=2, keepdims=True)))
+            self._restore_planes(np.repeat(colour, 3, axis=2),
+                                 lambda y0, y1, rows: store(y0, y1, rows.mean(axis=2, keepdims=True)))
         else:
-            self._restore_planes(color, store(slice(0, c)))
-        del color
+            self._restore_planes(colour, store)
 
-        if has_alpha:
-            alpha = arr[:, :, -1].astype(np.float32) / peak
-            if alpha_mode == "model":
-                self._restore_planes(np.repeat(alpha[:, :, None], self.in_chans, axis=2),
-                                     lambda y0, y1, rows: store(slice(c, c + 1))(y0, y1, rows.mean(axis=2, keepdims=True)))
-            else:
-                resized = alpha if s == 1 else imresize(alpha, s)
-                result[:, :, c] = _to_dtype(resized, dtype, peak)
-        return result[:, :, 0] if squeeze else result
+    def _restore_alpha(self, alpha: np.ndarray, alpha_mode: str, peak: float) -> np.ndarray:
+        """Alpha at the output size: resized (SR) or kept, or restored by the model (``model``)."""
+        plane = alpha.astype(np.float32) / peak
+        if alpha_mode == "model":
+            out = np.empty((alpha.shape[0] * self.scale, alpha.shape[1] * self.scale), dtype=alpha.dtype)
+
+            def store(y0: int, y1: int, rows: np.ndarray) -> None:
+                out[y0:y1] = _to_dtype(rows.mean(axis=2), alpha.dtype, peak)
+
+            self._restore_planes(np.repeat(plane[:, :, None], self.in_chans, axis=2), store)
+            return out
+        if self.scale == 1:
+            return alpha.copy()
+        return _to_dtype(imresize(plane, self.scale), alpha.dtype, peak)
 
     def _restore_planes(self, planes: np.ndarray, sink: Callable[[int, int, np.ndarray], None]) -> None:
         """Restore HWC float32 planes (the model's channel count); finished output rows, HWC
@@ -362,6 +374,28 @@ class Restorer:
 
         height, width = planes.shape[:2]
         self._with_oom_retry(height, width, lambda tile, batch: self._restore_one(x, emit, tile, batch))
+
+
+def _as_hwc(image: np.ndarray, argument: str) -> np.ndarray:
+    """``image`` as an HWC view after checking its shape and dtype (``argument`` names it in errors)."""
+    shape = getattr(image, "shape", type(image).__name__)
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ArgumentError(argument, shape, "is not an HW or HWC image with 1-4 channels")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ArgumentError(argument, image.shape, "is empty (zero width or height)")
+    _peak(image.dtype)
+    return image[:, :, None] if image.ndim == 2 else image
+
+
+def _peak(dtype: np.dtype) -> float:
+    """The value of full intensity for an image dtype."""
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise ArgumentError("image", str(dtype), "has an unsupported dtype; use uint8, uint16 or float")
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype, peak: float) -> np.ndarray:
