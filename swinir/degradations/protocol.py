@@ -19,11 +19,12 @@ random state.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from os import PathLike
 
 import cv2
 import numpy as np
 
+from swinir.core.tasks import TASKS, normalise_task
+from swinir.core.types import PathLike
 from swinir.image.color import rgb2ycbcr
 from swinir.image.imresize import imresize, modcrop
 
@@ -39,11 +40,6 @@ __all__ = [
     "gray_for_jpeg",
     "degrade_for_task",
 ]
-
-#: Task names accepted by :func:`degrade_for_task`.
-from swinir.core.tasks import TASKS
-
-_ALIASES = {"jpeg_car": "gray_jpeg", "color_jpeg_car": "color_jpeg"}
 
 
 def _require_uint8(img: np.ndarray, what: str) -> np.ndarray:
@@ -169,7 +165,7 @@ def gray_from_color_for_denoising(rgb_uint8: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb[..., ::-1]), cv2.COLOR_BGR2GRAY)
 
 
-def read_gray_for_denoising(path: str | PathLike[str]) -> np.ndarray:
+def read_gray_for_denoising(path: PathLike) -> np.ndarray:
     """Read an image file as the official gray denoising test does (``IMREAD_GRAYSCALE``)."""
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
@@ -243,7 +239,8 @@ def degrade_for_task(
 
     Args:
         hr_uint8: clean ``uint8`` image, RGB ``(H, W, 3)`` (RGBA: alpha ignored) or gray.
-        task: one of :data:`TASKS` (``jpeg_car`` / ``color_jpeg_car`` also accepted).
+        task: one of :data:`TASKS` (or an alias :func:`swinir.core.tasks.normalise_task` accepts,
+            such as ``jpeg_car``).
         scale: SR factor (SR tasks).
         noise: noise sigma on the [0, 255] scale (denoising tasks).
         jpeg: JPEG quality (JPEG tasks).
@@ -254,9 +251,7 @@ def degrade_for_task(
         arrays, colour tasks ``(H, W, 3)``; SR ground truth is modcropped.
     """
     hr = _require_uint8(hr_uint8, "degrade_for_task")
-    name = _ALIASES.get(task, task)
-    if name not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    name = normalise_task(task)
 
     if name in ("classical_sr", "lightweight_sr", "real_sr"):
         if scale is None or int(scale) < 1:

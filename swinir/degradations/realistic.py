@@ -12,7 +12,8 @@ and Real-ESRGAN introduced a second-order variant:
     with Pure Synthetic Data", ICCV Workshops 2021 (Sec. 3, Fig. 2).
 
 Both are implemented here from the papers' descriptions, with every probability and range in a
-dataclass (:class:`BSRGANConfig`, :class:`RealESRGANConfig`, together :class:`DegradationConfig`)
+dataclass (:class:`BSRGANConfig`, :class:`RealESRGANConfig`, together :class:`DegradationConfig`,
+in :mod:`swinir.degradations.config`)
 whose defaults are the published values (BSRGAN: the paper and KAIR ``degradation_bsrgan``;
 Real-ESRGAN: the paper and its ``train_realesrgan_x4plus.yml``).  The same dataclasses are the
 ``data.degradation`` section of a training config, so any value can be changed from YAML.
@@ -32,22 +33,46 @@ Differences from the reference implementations, all documented where they occur:
 * JPEG is OpenCV's encoder (BSRGAN uses it too; Real-ESRGAN uses a differentiable JPEG on GPU).
 * BSRGAN's camera-sensor noise uses an unpublished learned ISP model; here an inverse-ISP
   approximation after Brooks et al. ("Unprocessing Images for Learned Raw Denoising", CVPR 2019)
-  is used instead: see :func:`camera_sensor_noise`.  The public KAIR training code passes no ISP
-  model, so the official SwinIR models saw no sensor noise (the recipes set ``sensor_prob: 0``).
+  is used instead: see :func:`~swinir.degradations.primitives.camera_sensor_noise`.  The public
+  KAIR training code passes no ISP model, so the official SwinIR models saw no sensor noise
+  (the recipes set ``sensor_prob: 0``).
 * Real-ESRGAN degrades batches on the GPU with ``F.interpolate``; here each sample is degraded on
   the CPU with ``cv2.resize`` (same area/bilinear/bicubic families).
+
+The blur kernels are in :mod:`swinir.degradations.kernels`, resizing, noise, JPEG and sharpening
+in :mod:`swinir.degradations.primitives`; this module draws the random pipelines from them.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-import cv2
 import numpy as np
 
-from swinir.core.errors import ConfigError
+from swinir.degradations.config import (
+    BSRGANConfig,
+    DegradationConfig,
+    RealESRGANConfig,
+    RealESRGANPass,
+    RealESRGANSecondPass,
+)
+from swinir.degradations.kernels import (
+    circular_lowpass_kernel,
+    covariance,
+    filter_image,
+    gaussian_kernel,
+    generalized_gaussian_kernel,
+    plateau_kernel,
+)
+from swinir.degradations.primitives import (
+    add_gaussian_noise,
+    add_poisson_noise,
+    camera_sensor_noise,
+    jpeg,
+    resize,
+    usm_sharpen,
+)
 from swinir.image.imresize import imresize, modcrop
 
 __all__ = [
@@ -61,242 +86,7 @@ __all__ = [
     "degrade",
     "degrade_bsrgan",
     "degrade_realesrgan",
-    "gaussian_kernel",
-    "generalized_gaussian_kernel",
-    "plateau_kernel",
-    "circular_lowpass_kernel",
-    "bessel_j1",
-    "filter_image",
-    "resize",
-    "add_gaussian_noise",
-    "add_poisson_noise",
-    "jpeg",
-    "camera_sensor_noise",
-    "usm_sharpen",
-    "RESIZE_METHODS",
 ]
-
-#: Interpolation methods for random resizing (OpenCV flags).
-RESIZE_METHODS = {
-    "nearest": cv2.INTER_NEAREST,
-    "bilinear": cv2.INTER_LINEAR,
-    "bicubic": cv2.INTER_CUBIC,
-    "area": cv2.INTER_AREA,
-}
-
-ResizeMethod = Literal["nearest", "bilinear", "bicubic", "area"]
-KernelType = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration
-# --------------------------------------------------------------------------------------------
-@dataclass
-class BSRGANConfig:
-    """The BSRGAN degradation model (Zhang et al., ICCV 2021, Sec. 3).
-
-    Defaults are the paper's values (as in KAIR ``utils_blindsr.degradation_bsrgan``).  Ranges
-    are inclusive ``[low, high]``; ``null`` ranges depend on the scale factor ``s`` left to apply
-    (2 after the optional first ×2 step of ×4).
-    """
-
-    kernel_size: list[int] = field(default_factory=lambda: [7, 25])
-    """Blur kernel sizes: odd sizes drawn uniformly from this range (paper: 7×7 ... 21×21; KAIR 7 ... 25)."""
-    iso_prob: float = 0.5
-    """Probability that a blur kernel is isotropic (else anisotropic)."""
-    iso_sigma: Optional[list[float]] = None
-    """Isotropic kernel width; ``null``: ``[0.1, 2 + 0.2 s]`` ([0.1, 2.4] for ×2, [0.1, 2.8] for ×4)."""
-    aniso_eigen: Optional[list[float]] = None
-    """Eigenvalues (variances along the two axes) of an anisotropic kernel's covariance;
-    ``null``: ``[0.5, 4 + s]`` ([0.5, 6] for ×2, [0.5, 8] for ×4).  The angle is uniform in [0, pi]."""
-    scale2_prob: float = 0.25
-    """×4 only: probability of first downscaling by 2 (half with a random OpenCV interpolation, half
-    with MATLAB bicubic), after which the rest of the model works at ×2."""
-    resize_prob: float = 0.75
-    """Probability that the first downsampling is a resize by a random factor ``s1`` (else the
-    blur-with-shifted-Gaussian + nearest-neighbour decimation by ``s``)."""
-    resize_factor: list[float] = field(default_factory=lambda: [1.0, 2.0])
-    """``s1`` is drawn from ``[low * 1, high * s]`` i.e. ``[1, 2 s]`` by default."""
-    resize_methods: list[ResizeMethod] = field(default_factory=lambda: ["bilinear", "bicubic", "area"])
-    """Interpolations drawn uniformly for every resize (paper: bilinear, bicubic, area; nearest by the kernel path)."""
-    nearest_kernel_size: int = 25
-    """Size of the Gaussian applied before nearest-neighbour decimation."""
-    nearest_sigma: list[float] = field(default_factory=lambda: [0.1, 0.6])
-    """Width of that Gaussian, times ``s``: ``[0.1, 0.6 s]``."""
-    noise_level: list[int] = field(default_factory=lambda: [2, 25])
-    """Gaussian noise sigma on the 0-255 scale, an integer drawn uniformly."""
-    noise_gray_prob: float = 0.4
-    """Probability of gray (channel-identical) noise."""
-    noise_color_prob: float = 0.4
-    """Probability of independent per-channel noise; the remainder is noise with a random 3×3
-    channel covariance ``L^2 U^T D U`` (``U`` random orthogonal, ``D`` uniform in [0, 1],
-    ``L`` = the top of ``noise_level``, as KAIR)."""
-    jpeg_prob: float = 0.9
-    """Probability of the intermediate JPEG step (a final JPEG is always applied)."""
-    jpeg_quality: list[int] = field(default_factory=lambda: [30, 95])
-    """JPEG quality, an integer drawn uniformly."""
-    sensor_prob: float = 0.25
-    """Probability of camera-sensor noise (:func:`camera_sensor_noise`)."""
-    shuffle: bool = True
-    """Random order of blur, blur, downsample, downsample, noise, JPEG, sensor noise (the first
-    downsampling kept before the second); ``false``: that fixed order."""
-
-    def check(self, key: str) -> None:
-        """Raise :class:`ConfigError` for impossible values (``key`` names the section)."""
-        _check_range(f"{key}.kernel_size", self.kernel_size, low=1)
-        _check_range(f"{key}.iso_sigma", self.iso_sigma, low=0.0)
-        _check_range(f"{key}.aniso_eigen", self.aniso_eigen, low=0.0)
-        _check_range(f"{key}.resize_factor", self.resize_factor, low=0.0)
-        _check_range(f"{key}.nearest_sigma", self.nearest_sigma, low=0.0)
-        _check_range(f"{key}.noise_level", self.noise_level, low=0)
-        _check_range(f"{key}.jpeg_quality", self.jpeg_quality, low=1, high=100)
-        for name in ("iso_prob", "scale2_prob", "resize_prob", "noise_gray_prob", "noise_color_prob",
-                     "jpeg_prob", "sensor_prob"):
-            _check_prob(f"{key}.{name}", getattr(self, name))
-        if self.noise_gray_prob + self.noise_color_prob > 1.0:
-            raise ConfigError(f"config: {key}.noise_gray_prob + noise_color_prob must be <= 1")
-        if self.nearest_kernel_size < 1 or self.nearest_kernel_size % 2 == 0:
-            raise ConfigError(f"config: {key}.nearest_kernel_size must be odd and positive")
-        if not self.resize_methods:
-            raise ConfigError(f"config: {key}.resize_methods needs at least one method")
-
-
-@dataclass
-class RealESRGANPass:
-    """One degradation pass of Real-ESRGAN's second-order model (defaults: the first pass)."""
-
-    blur_prob: float = 1.0
-    """Probability of blurring in this pass (the second pass: 0.8)."""
-    kernel_size: list[int] = field(default_factory=lambda: [7, 21])
-    """Odd kernel sizes drawn uniformly from this range."""
-    kernel_types: list[KernelType] = field(default_factory=lambda: [
-        "iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"])
-    kernel_probs: list[float] = field(default_factory=lambda: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03])
-    sinc_prob: float = 0.1
-    """Probability of a sinc (ringing/overshoot) kernel instead of the Gaussian family."""
-    sigma: list[float] = field(default_factory=lambda: [0.2, 3.0])
-    """Gaussian widths along each axis (the second pass: [0.2, 1.5])."""
-    betag: list[float] = field(default_factory=lambda: [0.5, 4.0])
-    """Shape of generalized Gaussian kernels."""
-    betap: list[float] = field(default_factory=lambda: [1.0, 2.0])
-    """Shape of plateau kernels."""
-    resize_probs: list[float] = field(default_factory=lambda: [0.2, 0.7, 0.1])
-    """Probabilities of up, down and keep (the second pass: [0.3, 0.4, 0.3])."""
-    resize_range: list[float] = field(default_factory=lambda: [0.15, 1.5])
-    """Resize factor range: down in ``[low, 1]``, up in ``[1, high]`` (the second pass: [0.3, 1.2])."""
-    gaussian_noise_prob: float = 0.5
-    """Probability of Gaussian noise (else Poisson noise)."""
-    noise_range: list[float] = field(default_factory=lambda: [1.0, 30.0])
-    """Gaussian sigma on the 0-255 scale (the second pass: [1, 25])."""
-    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 3.0])
-    """Poisson noise scale (the second pass: [0.05, 2.5])."""
-    gray_noise_prob: float = 0.4
-    jpeg_range: list[int] = field(default_factory=lambda: [30, 95])
-
-    def check(self, key: str) -> None:
-        """Raise :class:`ConfigError` for impossible values."""
-        _check_range(f"{key}.kernel_size", self.kernel_size, low=1)
-        for name in ("sigma", "betag", "betap", "resize_range", "noise_range", "poisson_scale_range"):
-            _check_range(f"{key}.{name}", getattr(self, name), low=0.0)
-        _check_range(f"{key}.jpeg_range", self.jpeg_range, low=1, high=100)
-        for name in ("blur_prob", "sinc_prob", "gaussian_noise_prob", "gray_noise_prob"):
-            _check_prob(f"{key}.{name}", getattr(self, name))
-        if len(self.kernel_types) != len(self.kernel_probs) or not self.kernel_types:
-            raise ConfigError(f"config: {key}.kernel_types and kernel_probs must have the same (non-zero) length")
-        if len(self.resize_probs) != 3 or min(self.resize_probs) < 0 or sum(self.resize_probs) <= 0:
-            raise ConfigError(f"config: {key}.resize_probs must be three non-negative numbers (up, down, keep)")
-        if min(self.kernel_probs) < 0 or sum(self.kernel_probs) <= 0:
-            raise ConfigError(f"config: {key}.kernel_probs must be non-negative with a positive sum")
-        if self.resize_range[0] <= 0:
-            raise ConfigError(f"config: {key}.resize_range must be positive")
-
-
-@dataclass
-class RealESRGANSecondPass(RealESRGANPass):
-    """The second pass of Real-ESRGAN's model: :class:`RealESRGANPass` with its own defaults."""
-
-    blur_prob: float = 0.8
-    sigma: list[float] = field(default_factory=lambda: [0.2, 1.5])
-    resize_probs: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.3])
-    resize_range: list[float] = field(default_factory=lambda: [0.3, 1.2])
-    noise_range: list[float] = field(default_factory=lambda: [1.0, 25.0])
-    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 2.5])
-
-
-@dataclass
-class RealESRGANConfig:
-    """Real-ESRGAN's second-order degradation (Wang et al., ICCVW 2021, Sec. 3).
-
-    Two passes of blur → resize → noise → JPEG, then the final resize to the target size with a
-    sinc filter, and JPEG, in random order (50 %: resize, sinc, JPEG; else JPEG, resize, sinc).
-    Defaults: Real-ESRGAN's ``options/train_realesrgan_x4plus.yml``.
-    """
-
-    first: RealESRGANPass = field(default_factory=RealESRGANPass)
-    second: RealESRGANSecondPass = field(default_factory=RealESRGANSecondPass)
-    final_sinc_prob: float = 0.8
-    """Probability of the final sinc filter (else no filter)."""
-    final_kernel_size: list[int] = field(default_factory=lambda: [7, 21])
-    resize_methods: list[ResizeMethod] = field(default_factory=lambda: ["area", "bilinear", "bicubic"])
-
-    def check(self, key: str) -> None:
-        """Raise :class:`ConfigError` for impossible values."""
-        self.first.check(f"{key}.first")
-        self.second.check(f"{key}.second")
-        _check_prob(f"{key}.final_sinc_prob", self.final_sinc_prob)
-        _check_range(f"{key}.final_kernel_size", self.final_kernel_size, low=1)
-        if not self.resize_methods:
-            raise ConfigError(f"config: {key}.resize_methods needs at least one method")
-
-
-@dataclass
-class DegradationConfig:
-    """``data.degradation`` of a training config: which model, its parameters, and the target.
-
-    Example (YAML)::
-
-        data:
-          degradation:
-            model: bsrgan            # bsrgan | realesrgan
-            bsrgan:
-              sensor_prob: 0.0
-            sharpen_gt: false
-    """
-
-    model: Literal["bsrgan", "realesrgan"] = "bsrgan"
-    bsrgan: BSRGANConfig = field(default_factory=BSRGANConfig)
-    realesrgan: RealESRGANConfig = field(default_factory=RealESRGANConfig)
-    sharpen_gt: bool = False
-    """Unsharp-mask the training target (KAIR ``use_sharp``, Real-ESRGAN's ``l1_gt_usm``): the
-    network learns slightly sharper outputs than the clean images.  The input is degraded from
-    the original image."""
-    usm_weight: float = 0.5
-    usm_radius: int = 50
-    usm_threshold: float = 10.0
-
-    def check(self, key: str = "data.degradation") -> None:
-        """Raise :class:`ConfigError` for impossible values."""
-        self.bsrgan.check(f"{key}.bsrgan")
-        self.realesrgan.check(f"{key}.realesrgan")
-        if self.usm_radius < 1 or self.usm_weight < 0 or self.usm_threshold < 0:
-            raise ConfigError(f"config: {key}: usm_radius must be >= 1, usm_weight and usm_threshold >= 0")
-
-
-def _check_range(key: str, value: Optional[Sequence[float]], low: float | None = None,
-                 high: float | None = None) -> None:
-    if value is None:
-        return
-    if len(value) != 2 or value[0] > value[1]:
-        raise ConfigError(f"config: {key} must be [low, high], got {list(value)!r}")
-    if low is not None and value[0] < low:
-        raise ConfigError(f"config: {key} must be >= {low}, got {list(value)!r}")
-    if high is not None and value[1] > high:
-        raise ConfigError(f"config: {key} must be <= {high}, got {list(value)!r}")
-
-
-def _check_prob(key: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"config: {key} must be a probability in [0, 1], got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,215 +129,6 @@ def _odd(rng: np.random.Generator, size_range: Sequence[int]) -> int:
 def _choice(rng: np.random.Generator, items: Sequence[str]) -> str:
     return items[int(rng.integers(len(items)))]
 
-
-# --------------------------------------------------------------------------------------------
-# Kernels
-# --------------------------------------------------------------------------------------------
-def _grid(size: int, offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    r = (size - 1) / 2.0
-    ax = np.arange(size, dtype=np.float64) - r
-    yy, xx = np.meshgrid(ax - offset[0], ax - offset[1], indexing="ij")
-    return xx, yy
-
-
-def _quadratic_form(size: int, cov: np.ndarray, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """``d^T cov^-1 d`` for every kernel tap ``d = (x, y)``."""
-    xx, yy = _grid(size, offset)
-    inv = np.linalg.inv(np.asarray(cov, dtype=np.float64))
-    return inv[0, 0] * xx * xx + (inv[0, 1] + inv[1, 0]) * xx * yy + inv[1, 1] * yy * yy
-
-
-def _covariance(sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
-    c, s = math.cos(theta), math.sin(theta)
-    rot = np.array([[c, -s], [s, c]])
-    return rot @ np.diag([sigma_x ** 2, sigma_y ** 2]) @ rot.T
-
-
-def _normalise(kernel: np.ndarray) -> np.ndarray:
-    total = kernel.sum()
-    if not np.isfinite(total) or total <= 0:
-        out = np.zeros_like(kernel)
-        out[kernel.shape[0] // 2, kernel.shape[1] // 2] = 1.0
-        return out
-    return kernel / total
-
-
-def gaussian_kernel(size: int, cov: np.ndarray, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """Normalised ``size``×``size`` Gaussian ``exp(-d^T cov^-1 d / 2)``, centred at ``offset``
-    (``(dy, dx)`` pixels from the centre).  Taps below ``eps * max`` are zeroed, as MATLAB's
-    ``fspecial('gaussian')``."""
-    k = np.exp(-0.5 * _quadratic_form(size, cov, offset))
-    k[k < np.finfo(np.float64).eps * k.max()] = 0.0
-    return _normalise(k)
-
-
-def generalized_gaussian_kernel(size: int, cov: np.ndarray, beta: float) -> np.ndarray:
-    """Normalised generalized Gaussian ``exp(-(d^T cov^-1 d)^beta / 2)`` (Real-ESRGAN)."""
-    return _normalise(np.exp(-0.5 * np.power(_quadratic_form(size, cov), beta)))
-
-
-def plateau_kernel(size: int, cov: np.ndarray, beta: float) -> np.ndarray:
-    """Normalised plateau-shaped kernel ``1 / (1 + (d^T cov^-1 d)^beta)`` (Real-ESRGAN)."""
-    return _normalise(1.0 / (np.power(_quadratic_form(size, cov), beta) + 1.0))
-
-
-def bessel_j1(x: np.ndarray) -> np.ndarray:
-    """Bessel function of the first kind, order 1 (no SciPy needed).
-
-    Bessel's integral ``J1(x) = (1 / 2pi) * integral_0^2pi cos(t - x sin t) dt`` has a smooth
-    periodic integrand, so the trapezoidal rule converges exponentially; 256 nodes are exact to
-    double precision for ``|x| <= 150``, far beyond what a 21-tap sinc kernel needs.
-    """
-    arr = np.asarray(x, dtype=np.float64)
-    if np.abs(arr).max(initial=0.0) > 150:
-        raise ValueError("bessel_j1 is only accurate for |x| <= 150")
-    t = np.linspace(0.0, 2.0 * np.pi, 256, endpoint=False)
-    return np.cos(t - arr[..., None] * np.sin(t)).mean(axis=-1)
-
-
-def circular_lowpass_kernel(cutoff: float, size: int) -> np.ndarray:
-    """2-D sinc (ideal circular low-pass) kernel ``cutoff * J1(cutoff r) / (2 pi r)``, normalised.
-
-    ``cutoff`` is in radians per pixel (pi: no filtering at Nyquist); it produces the ringing and
-    overshoot artefacts of sharpened or band-limited images (Real-ESRGAN Sec. 3.3).
-    """
-    xx, yy = _grid(size)
-    r = np.hypot(xx, yy)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = cutoff * bessel_j1(cutoff * r) / (2.0 * np.pi * r)
-    k[r == 0] = cutoff ** 2 / (4.0 * np.pi)
-    return k / k.sum()
-
-
-def filter_image(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Correlate every channel with ``kernel`` (reflection padding, edge not repeated)."""
-    kh, kw = kernel.shape
-    ph, pw = kh // 2, kw // 2
-    if ph == 0 and pw == 0:
-        return img
-    h, w = img.shape[:2]
-    if h > ph and w > pw:
-        return cv2.filter2D(img, -1, kernel.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
-    # tiny images: numpy's reflection repeats as often as needed
-    mode = "reflect" if min(h, w) > 1 else "edge"
-    pad = [(ph, ph), (pw, pw)] + [(0, 0)] * (img.ndim - 2)
-    padded = np.pad(img, pad, mode=mode)
-    out = cv2.filter2D(padded, -1, kernel.astype(np.float32), borderType=cv2.BORDER_CONSTANT)
-    return np.ascontiguousarray(out[ph : ph + h, pw : pw + w])
-
-
-def resize(img: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
-    """Resize to ``(height, width)`` (at least 1×1) with an OpenCV interpolation from :data:`RESIZE_METHODS`."""
-    height, width = max(1, int(size[0])), max(1, int(size[1]))
-    if (height, width) == img.shape[:2]:
-        return img
-    out = cv2.resize(img, (width, height), interpolation=RESIZE_METHODS[method])
-    if out.ndim == 2:
-        out = out[..., None]
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Noise, JPEG, camera pipeline, sharpening
-# --------------------------------------------------------------------------------------------
-def add_gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.Generator, *, gray: bool = False,
-                       cov: Optional[np.ndarray] = None) -> np.ndarray:
-    """Additive Gaussian noise with standard deviation ``sigma`` (on [0, 1]), clipped to [0, 1].
-
-    ``gray``: the same noise in every channel; ``cov``: a 3×3 channel covariance (on [0, 1]²)
-    instead of ``sigma``.
-    """
-    h, w = img.shape[:2]
-    if cov is not None:
-        chol = np.linalg.cholesky(cov + 1e-12 * np.eye(3))
-        noise = rng.standard_normal((h, w, 3)) @ chol.T
-    elif gray:
-        noise = np.repeat(rng.standard_normal((h, w, 1)) * sigma, 3, axis=2)
-    else:
-        noise = rng.standard_normal((h, w, 3)) * sigma
-    return np.clip(img + noise.astype(np.float32), 0.0, 1.0)
-
-
-def add_poisson_noise(img: np.ndarray, scale: float, rng: np.random.Generator, *, gray: bool = False) -> np.ndarray:
-    """Signal-dependent (shot) noise as Real-ESRGAN: the image quantised to 8 bits is treated as
-    photon counts with ``2^ceil(log2(distinct levels))`` levels; the noise is scaled by ``scale``."""
-    base = np.clip(np.rint(img * 255.0), 0, 255) / 255.0
-    if gray:
-        base = base @ np.array([0.299, 0.587, 0.114])
-        base = np.clip(np.rint(base * 255.0), 0, 255)[..., None] / 255.0
-    levels = len(np.unique(base))
-    vals = 2.0 ** math.ceil(math.log2(max(levels, 2)))
-    noise = rng.poisson(base * vals) / vals - base
-    if gray:
-        noise = np.repeat(noise, 3, axis=2)
-    return np.clip(img + (noise * scale).astype(np.float32), 0.0, 1.0)
-
-
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """JPEG round trip with OpenCV (RGB encoded as BGR, 4:2:0 as OpenCV's default), float in/out."""
-    from swinir.degradations.protocol import jpeg_compress
-
-    u8 = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-    return jpeg_compress(np.ascontiguousarray(u8), int(quality)).astype(np.float32) / 255.0
-
-
-def camera_sensor_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Processed camera-sensor noise via an inverse-ISP approximation.
-
-    After Brooks et al. (CVPR 2019), as BSRGAN's camera model: the sRGB image is "unprocessed"
-    to linear raw (inverse tone curve, inverse gamma 2.2, inverse colour-correction with a
-    random near-identity matrix, inverse white balance with red gain in [1.9, 2.4] and blue gain
-    in [1.5, 1.9], RGGB mosaic), heteroscedastic shot/read noise is added on the raw
-    (``log shot ~ U(log 1e-4, log 1.2e-2)``, ``log read = 2.18 log shot + 1.2 + N(0, 0.26)``),
-    and it is processed back with the same parameters (bilinear demosaic, white balance, colour
-    correction, gamma, tone curve).  Without noise the round trip changes only the demosaicing
-    of sharp colour edges, so the clean target needs no matching change (BSRGAN's learned ISP
-    also reprocesses the target; this approximation does not).
-    """
-    h, w = img.shape[:2]
-    ph, pw = h % 2, w % 2
-    x = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge") if (ph or pw) else img
-    x = np.clip(x.astype(np.float64), 0.0, 1.0)
-    # random ISP parameters
-    ccm = np.eye(3) + rng.uniform(-0.15, 0.15, (3, 3)) * (1 - np.eye(3))
-    ccm /= ccm.sum(axis=1, keepdims=True)
-    gains = np.array([rng.uniform(1.9, 2.4), 1.0, rng.uniform(1.5, 1.9)])
-    log_shot = rng.uniform(math.log(1e-4), math.log(1.2e-2))
-    log_read = 2.18 * log_shot + 1.2 + rng.normal(0.0, 0.26)
-    shot, read = math.exp(log_shot), math.exp(log_read)
-    # unprocess: tone curve^-1, gamma^-1, CCM^-1, WB^-1, mosaic
-    x = 0.5 - np.sin(np.arcsin(np.clip(1.0 - 2.0 * x, -1.0, 1.0)) / 3.0)
-    x = np.power(np.maximum(x, 1e-8), 2.2)
-    x = np.clip(x @ np.linalg.inv(ccm).T, 0.0, 1.0)
-    x = x / gains
-    raw = np.empty(x.shape[:2])
-    raw[0::2, 0::2] = x[0::2, 0::2, 0]
-    raw[0::2, 1::2] = x[0::2, 1::2, 1]
-    raw[1::2, 0::2] = x[1::2, 0::2, 1]
-    raw[1::2, 1::2] = x[1::2, 1::2, 2]
-    # heteroscedastic Gaussian approximation of shot + read noise
-    raw = raw + rng.standard_normal(raw.shape) * np.sqrt(np.maximum(read + shot * raw, 0.0))
-    raw16 = np.clip(np.rint(raw * 65535.0), 0, 65535).astype(np.uint16)
-    # OpenCV names Bayer patterns by the second row's first two pixels: RGGB is "BG".
-    rgb = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2RGB).astype(np.float64) / 65535.0
-    # process: WB, CCM, gamma, tone curve
-    rgb = np.clip(rgb * gains, 0.0, 1.0)
-    rgb = np.clip(rgb @ ccm.T, 0.0, 1.0)
-    rgb = np.power(np.maximum(rgb, 1e-8), 1.0 / 2.2)
-    rgb = 3.0 * rgb ** 2 - 2.0 * rgb ** 3
-    return np.clip(rgb[:h, :w], 0.0, 1.0).astype(np.float32)
-
-
-def usm_sharpen(img: np.ndarray, weight: float = 0.5, radius: int = 50, threshold: float = 10.0) -> np.ndarray:
-    """Unsharp masking as in Real-ESRGAN: ``img + weight * (img - blur)`` where the residual
-    exceeds ``threshold`` (0-255 scale), blended with a soft (blurred) mask.  Float in [0, 1]."""
-    radius = int(radius) + (1 - int(radius) % 2)
-    blur = cv2.GaussianBlur(img, (radius, radius), 0)
-    residual = img - blur
-    mask = (np.abs(residual) * 255.0 > threshold).astype(np.float32)
-    soft = cv2.GaussianBlur(mask, (radius, radius), 0)
-    sharp = np.clip(img + weight * residual, 0.0, 1.0)
-    return (soft * sharp + (1.0 - soft) * img).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,7 +267,7 @@ def _realesrgan_kernel(p: RealESRGANPass, rng: np.random.Generator) -> np.ndarra
     else:
         sy = float(rng.uniform(p.sigma[0], p.sigma[1]))
         theta = float(rng.uniform(-np.pi, np.pi))
-    cov = _covariance(max(sx, 1e-3), max(sy, 1e-3), theta)
+    cov = covariance(max(sx, 1e-3), max(sy, 1e-3), theta)
     if kind.startswith("generalized"):
         return generalized_gaussian_kernel(size, cov, _beta(rng, p.betag))
     if kind.startswith("plateau"):
