@@ -334,6 +334,7 @@ def test_niqe_features_match_a_direct_loop() -> None:
 
 def test_no_reference_figures_and_report(tmp_path: Path) -> None:
     from swinir.eval.methods import BicubicMethod
+    from swinir.eval.no_reference import compare_no_reference, no_reference_report
     from swinir.eval.protocol import Protocol
 
     class Nearest:
@@ -345,10 +346,10 @@ def test_no_reference_figures_and_report(tmp_path: Path) -> None:
     src = tmp_path / "real"
     write_image(src / "a.png", natural(60, 70, seed=1))
     write_image(src / "tiny.png", natural(20, 30, seed=2))      # x4 output too small for NIQE
-    path, scores = niqe_mod.compare_no_reference(src / "a.png", [BicubicMethod(), Nearest()], tmp_path / "fig.png")
+    path, scores = compare_no_reference(src / "a.png", [BicubicMethod(), Nearest()], tmp_path / "fig.png")
     fig = read_image(path).pixels
     assert fig.shape[0] > 100 and set(scores) == {"bicubic", "nearest"} and all(v > 0 for v in scores.values())
-    report = niqe_mod.no_reference_report(src, [BicubicMethod(), Nearest()], tmp_path / "out")
+    report = no_reference_report(src, [BicubicMethod(), Nearest()], tmp_path / "out")
     assert report["images"]["tiny.png"]["bicubic"] is None and report["mean_over"] == 1
     assert report["mean"]["bicubic"] == pytest.approx(scores["bicubic"])
     assert (tmp_path / "out/a.png").is_file() and (tmp_path / "out/niqe.json").is_file()

@@ -337,23 +337,14 @@ def reproduce(
     published = _rows_for(task, ensemble)
     if not published:
         raise SwinIRError(f"the paper publishes no PSNR/SSIM table for {task}")
-    wanted = sorted({row.dataset for row in published}, key=list(DATASET_ALIASES).index)
-    found = find_datasets(root, wanted)
-    if not found:
-        names = ", ".join(wanted)
-        raise SwinIRError(f"none of the {task} test sets ({names}) found under {root}")
+    found = _find_test_sets(task, root, published)
     expected = load_paper_results().get("datasets", {})
     report = PaperReport(task, str(root), ensemble, datasets={k: str(v) for k, v in found.items()})
-
-    models: dict[str, list[PaperResult]] = {}
-    for row in published:
-        if row.dataset in found:
-            models.setdefault(row.model, []).append(row)
-    for model_name, rows in models.items():
+    options = {"tile": tile, "tile_overlap": tile_overlap, "ensemble": ensemble, "precision": precision,
+               "device": device, "padding": padding}
+    for model_name, rows in _rows_by_model(published, found).items():
         try:
-            net = _methods.load_checkpoint(model_name, device)
-            method = ModelMethod(net, name=model_name, tile=tile, tile_overlap=tile_overlap, ensemble=ensemble,
-                                 precision=precision, device=device, padding=padding)
+            method = _open_model(model_name, options)
         except SwinIRError as exc:
             failure = Failure(model_name, str(exc).splitlines()[0])
             report.model_failures.append(failure)
@@ -368,13 +359,44 @@ def reproduce(
                                       on_failure=on_failure)
             result.dataset_name = row.dataset
             report.evaluations.append(result)
-            mean = result.mean()
-            new_rows = []
-            for metric, value in row.metrics.items():
-                ours = mean.get(metric) if result.n else None
-                new_rows.append(ComparisonRow(model_name, row.method, row.dataset, row.level, metric, ours, value,
-                                              result.n, expected.get(row.dataset), row.source))
+            new_rows = _comparison_rows(model_name, row, result, expected.get(row.dataset))
             report.rows.extend(new_rows)
             if on_result is not None:
                 on_result(result, new_rows)
     return report
+
+
+def _find_test_sets(task: str, root: Union[str, Path], published: list[PaperResult]) -> dict[str, Path]:
+    """The published test sets of ``task`` found under ``root``, in the paper's order."""
+    wanted = sorted({row.dataset for row in published}, key=list(DATASET_ALIASES).index)
+    found = find_datasets(root, wanted)
+    if not found:
+        names = ", ".join(wanted)
+        raise SwinIRError(f"none of the {task} test sets ({names}) found under {root}")
+    return found
+
+
+def _rows_by_model(published: list[PaperResult], found: dict[str, Path]) -> dict[str, list[PaperResult]]:
+    """The published rows on the test sets we have, grouped by official model name."""
+    models: dict[str, list[PaperResult]] = {}
+    for row in published:
+        if row.dataset in found:
+            models.setdefault(row.model, []).append(row)
+    return models
+
+
+def _open_model(model_name: str, options: dict[str, Any]) -> ModelMethod:
+    """Load an official model for evaluation (``SwinIRError`` when it cannot be loaded)."""
+    net = _methods.load_checkpoint(model_name, options["device"])
+    return ModelMethod(net, name=model_name, **options)
+
+
+def _comparison_rows(model_name: str, row: PaperResult, result: EvalResult,
+                     expected_n: Optional[int]) -> list[ComparisonRow]:
+    """Our mean of each metric of ``row`` next to the published value."""
+    mean = result.mean()
+    return [
+        ComparisonRow(model_name, row.method, row.dataset, row.level, metric,
+                      mean.get(metric) if result.n else None, value, result.n, expected_n, row.source)
+        for metric, value in row.metrics.items()
+    ]
