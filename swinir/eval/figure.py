@@ -76,7 +76,7 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
         values = ()
     if len(values) != 4 or values[2] <= 0 or values[3] <= 0 or values[0] < 0 or values[1] < 0:
         raise SwinIRError(f"--box must be x,y,w,h with w, h > 0, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _luma(img: np.ndarray) -> np.ndarray:

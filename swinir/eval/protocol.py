@@ -127,7 +127,7 @@ class Protocol:
     @property
     def metric_names(self) -> tuple[str, ...]:
         """Metrics reported per image, in display order."""
-        names = ("psnr", "ssim", "psnr_y", "ssim_y")
+        names: tuple[str, ...] = ("psnr", "ssim", "psnr_y", "ssim_y")
         if self.task in JPEG_TASKS:
             names += ("psnr_b",) if self.gray else ("psnr_b", "psnr_b_y")
         return names
