@@ -13,7 +13,7 @@ from swinir.degradations.protocol import add_gaussian_noise, bicubic_lr
 from swinir.eval.metrics import psnr
 from swinir.image import list_images, read_image
 from swinir.image.imresize import imresize
-from swinir.models import zoo
+from swinir.models import cache, zoo
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_bundled_model_is_registered_and_small(task: str, level: dict) -> None:
     entry = zoo.find_bundled(task, **level)
     assert entry is not None and entry.bundled and entry.url is None
-    path = zoo.cached_path(entry)
+    path = cache.cached_path(entry)
     assert path is not None and path.stat().st_size <= 8 * 1024 * 1024
     model = load_model(entry.name)
     assert sum(p.numel() for p in model.parameters()) == entry.params

@@ -12,7 +12,8 @@ from conftest import REPO_ROOT, require_shared
 
 from swinir import load_model, save_model
 from swinir.core.errors import CheckpointError, SwinIRError, ZooError
-from swinir.models.checkpoint import detect_arguments, guess_task, read_checkpoint, unwrap_state_dict
+from swinir.models.checkpoint import detect_arguments, read_checkpoint, unwrap_state_dict
+from swinir.models.descriptor import guess_task
 from swinir.models.network import SwinIR
 
 MANIFEST = json.loads((REPO_ROOT / "swinir" / "assets" / "official_checkpoints.json").read_text())

@@ -18,11 +18,11 @@ from swinir import SwinIR, save_model
 from swinir.cli import cli
 from swinir.core.errors import SwinIRError
 from swinir.image import read_image, write_image
-from swinir.inference.batch import open_model
 from swinir.inference.restorer import Restorer
 from swinir.models.network import ShiftedWindows, WindowAttention, pad_to_multiple, pad_to_multiple_traceable
 from swinir.models.onnx_export import TOLERANCE, export_onnx, traceable, verify_onnx
 from swinir.models.onnx_runtime import OnnxModel
+from swinir.models.selection import open_model
 
 torch.set_num_threads(1)
 

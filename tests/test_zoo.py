@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from swinir import assets
-from swinir.core.errors import ChecksumError, DownloadError, SwinIRError, ZooError
-from swinir.models import zoo
+from swinir.core.errors import ArgumentError, ChecksumError, DownloadError, SwinIRError, ZooError
+from swinir.models import cache, zoo
 from swinir.models.download import download
 
 MANIFEST = json.loads(
@@ -203,7 +203,6 @@ def test_find_model(kwargs: dict, name: str) -> None:
     (dict(task="real_sr", scale=2, large=True), ["scale=2", "SwinIR-L"]),
     (dict(task="classical_sr", scale=4, noise=15), ["denoising"]),
     (dict(task="gray_dn"), ["several", "noise=25"]),
-    (dict(task="deblur"), ["unknown task", "classical_sr"]),
 ])
 def test_find_model_explains_what_exists(kwargs: dict, fragments: list[str]) -> None:
     with pytest.raises(ZooError) as info:
@@ -212,23 +211,30 @@ def test_find_model_explains_what_exists(kwargs: dict, fragments: list[str]) -> 
         assert fragment in str(info.value)
 
 
+def test_unknown_task_is_an_argument_error_listing_the_tasks() -> None:
+    for call in (zoo.find_model, zoo.list_models, zoo.find_bundled):
+        with pytest.raises(ArgumentError, match=r"^task='deblur' is not a task; .*classical_sr"):
+            call("deblur")
+    assert zoo.find_model("jpeg_car", jpeg=10).task == "gray_jpeg"  # the official script's name
+
+
 def test_cache_dir_locations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert zoo.cache_dir() == tmp_path / "cache"
+    assert cache.cache_dir() == tmp_path / "cache"
     monkeypatch.setenv("SWINIR_HOME", "~/models")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert zoo.cache_dir() == tmp_path / "home" / "models"
+    assert cache.cache_dir() == tmp_path / "home" / "models"
 
     monkeypatch.delenv("SWINIR_HOME")
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert zoo.cache_dir() == tmp_path / "xdg" / "swinir"
+    assert cache.cache_dir() == tmp_path / "xdg" / "swinir"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert zoo.cache_dir() == tmp_path / "home" / ".cache" / "swinir"
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "swinir"
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert zoo.cache_dir() == tmp_path / "home" / "Library" / "Caches" / "swinir"
+    assert cache.cache_dir() == tmp_path / "home" / "Library" / "Caches" / "swinir"
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
-    assert zoo.cache_dir() == tmp_path / "local" / "swinir" / "cache"
+    assert cache.cache_dir() == tmp_path / "local" / "swinir" / "cache"
 
 
 def test_entries_reject_paths_as_file_names() -> None:
@@ -358,7 +364,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch, server: Server) -> zoo.ZooEntry:
 
 
 def _cache_files() -> list[str]:
-    folder = zoo.cache_dir()
+    folder = cache.cache_dir()
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -367,33 +373,33 @@ def _cache_files() -> list[str]:
 # ----------------------------------------------------------------------------------------------
 
 def test_fetch_downloads_verifies_and_caches(tiny: zoo.ZooEntry, server: Server) -> None:
-    assert zoo.cached_path(tiny) is None
+    assert cache.cached_path(tiny) is None
     seen: list[tuple[int, int | None]] = []
-    path = zoo.fetch("TINY_TEST_X2.pth", progress=lambda done, total: seen.append((done, total)))
-    assert path == zoo.cache_dir() / "tiny_test_x2.pth"
+    path = cache.fetch("TINY_TEST_X2.pth", progress=lambda done, total: seen.append((done, total)))
+    assert path == cache.cache_dir() / "tiny_test_x2.pth"
     assert path.read_bytes() == TINY_BYTES
     assert seen[-1] == (len(TINY_BYTES), len(TINY_BYTES))
     assert server.requests == [("/tiny_test_x2.pth", None)]
     assert _cache_files() == ["tiny_test_x2.pth", "tiny_test_x2.pth.verified"]
 
-    assert zoo.fetch(tiny, progress=False) == path
-    assert zoo.cached_path("tiny_test_x2") == path
+    assert cache.fetch(tiny, progress=False) == path
+    assert cache.cached_path("tiny_test_x2") == path
     assert len(server.requests) == 1  # served from the cache
 
 
 def test_interrupted_download_resumes_with_range(tiny: zoo.ZooEntry, server: Server) -> None:
     cut = 50_000
     server.cut_after = cut
-    dest = zoo.cache_dir() / tiny.filename
+    dest = cache.cache_dir() / tiny.filename
     with pytest.raises(DownloadError) as info:
-        zoo.fetch(tiny, progress=False)
+        cache.fetch(tiny, progress=False)
     assert not isinstance(info.value, ChecksumError)
     assert tiny.url in str(info.value) and str(dest) in str(info.value)
     part = dest.with_name(dest.name + ".part")
     assert part.read_bytes() == TINY_BYTES[:cut]
     assert not dest.exists()
 
-    path = zoo.fetch(tiny, progress=False)
+    path = cache.fetch(tiny, progress=False)
     assert server.requests[-1] == ("/tiny_test_x2.pth", f"bytes={cut}-")
     assert len(server.requests) == 2
     assert path.read_bytes() == TINY_BYTES
@@ -401,11 +407,11 @@ def test_interrupted_download_resumes_with_range(tiny: zoo.ZooEntry, server: Ser
 
 
 def test_server_ignoring_range_restarts_cleanly(tiny: zoo.ZooEntry, server: Server) -> None:
-    dest = zoo.cache_dir() / tiny.filename
+    dest = cache.cache_dir() / tiny.filename
     dest.parent.mkdir(parents=True)
     dest.with_name(dest.name + ".part").write_bytes(b"\xff" * 1234)  # stale, wrong bytes
     server.ignore_range = True
-    path = zoo.fetch(tiny, progress=False)
+    path = cache.fetch(tiny, progress=False)
     assert server.requests == [("/tiny_test_x2.pth", "bytes=1234-")]
     assert path.read_bytes() == TINY_BYTES
     assert _cache_files() == ["tiny_test_x2.pth", "tiny_test_x2.pth.verified"]
@@ -415,10 +421,10 @@ def test_complete_part_answered_416_is_used(monkeypatch: pytest.MonkeyPatch,
                                             tiny: zoo.ZooEntry, server: Server) -> None:
     entry = replace(tiny, size=None)  # the size is unknown, so the server must be asked
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
-    dest = zoo.cache_dir() / entry.filename
+    dest = cache.cache_dir() / entry.filename
     dest.parent.mkdir(parents=True)
     dest.with_name(dest.name + ".part").write_bytes(TINY_BYTES)
-    assert zoo.fetch(entry, progress=False).read_bytes() == TINY_BYTES
+    assert cache.fetch(entry, progress=False).read_bytes() == TINY_BYTES
     assert server.requests == [("/tiny_test_x2.pth", f"bytes={len(TINY_BYTES)}-")]
 
 
@@ -426,10 +432,10 @@ def test_oversized_part_answered_416_restarts(monkeypatch: pytest.MonkeyPatch,
                                               tiny: zoo.ZooEntry, server: Server) -> None:
     entry = replace(tiny, size=None)
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
-    dest = zoo.cache_dir() / entry.filename
+    dest = cache.cache_dir() / entry.filename
     dest.parent.mkdir(parents=True)
     dest.with_name(dest.name + ".part").write_bytes(TINY_BYTES + b"junk")
-    assert zoo.fetch(entry, progress=False).read_bytes() == TINY_BYTES
+    assert cache.fetch(entry, progress=False).read_bytes() == TINY_BYTES
     assert [r[1] for r in server.requests] == [f"bytes={len(TINY_BYTES) + 4}-", None]
 
 
@@ -438,7 +444,7 @@ def test_wrong_sha256_leaves_nothing(monkeypatch: pytest.MonkeyPatch,
     entry = replace(tiny, sha256="0" * 64)
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
     with pytest.raises(ChecksumError, match="SHA-256"):
-        zoo.fetch(entry, progress=False)
+        cache.fetch(entry, progress=False)
     assert _cache_files() == []
 
 
@@ -458,7 +464,7 @@ def test_wrong_state_dict_without_hash_leaves_nothing(
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
     server.files[entry.filename] = served
     with pytest.raises(ChecksumError) as info:
-        zoo.fetch(entry, progress=False)
+        cache.fetch(entry, progress=False)
     for fragment in fragments:
         assert fragment in str(info.value)
     assert _cache_files() == []
@@ -472,7 +478,7 @@ def test_wrappers_prefixes_and_attn_mask_shapes_are_accepted(
     entry = replace(tiny, sha256=None, size=None)
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
     server.files[entry.filename] = _saved(wrapped)
-    assert zoo.fetch(entry, progress=False).is_file()
+    assert cache.fetch(entry, progress=False).is_file()
 
 
 def test_unreachable_server_names_url_and_destination(tiny: zoo.ZooEntry) -> None:
@@ -481,37 +487,37 @@ def test_unreachable_server_names_url_and_destination(tiny: zoo.ZooEntry) -> Non
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}/mirror"
     with pytest.raises(DownloadError) as info:
-        zoo.fetch(tiny, progress=False, base_url=base)
+        cache.fetch(tiny, progress=False, base_url=base)
     message = str(info.value)
     assert f"{base}/tiny_test_x2.pth" in message
-    assert str(zoo.cache_dir() / "tiny_test_x2.pth") in message
+    assert str(cache.cache_dir() / "tiny_test_x2.pth") in message
     assert "by hand" in message and "\n" not in message
-    assert not (zoo.cache_dir() / "tiny_test_x2.pth").exists()
+    assert not (cache.cache_dir() / "tiny_test_x2.pth").exists()
 
 
 def test_base_url_environment_variable(monkeypatch: pytest.MonkeyPatch,
                                        tiny: zoo.ZooEntry, server: Server) -> None:
     server.files["mirror/tiny_test_x2.pth"] = TINY_BYTES
     monkeypatch.setenv("SWINIR_BASE_URL", server.url + "/mirror/")
-    assert zoo.fetch(tiny, progress=False).read_bytes() == TINY_BYTES
+    assert cache.fetch(tiny, progress=False).read_bytes() == TINY_BYTES
     assert server.requests == [("/mirror/tiny_test_x2.pth", None)]
 
 
 def test_http_error_is_a_download_error(tiny: zoo.ZooEntry, server: Server) -> None:
     with pytest.raises(DownloadError, match="HTTP 404"):
-        zoo.fetch(tiny, progress=False, base_url=server.url + "/missing")
+        cache.fetch(tiny, progress=False, base_url=server.url + "/missing")
 
 
 def test_cached_path_verifies_files_put_there_by_hand(tiny: zoo.ZooEntry) -> None:
-    dest = zoo.cache_dir() / tiny.filename
+    dest = cache.cache_dir() / tiny.filename
     dest.parent.mkdir(parents=True)
     middle = len(TINY_BYTES) // 2
     corrupt = TINY_BYTES[:middle] + bytes([TINY_BYTES[middle] ^ 0xFF]) + TINY_BYTES[middle + 1:]
     dest.write_bytes(corrupt)  # one flipped byte: deleted, not returned
-    assert zoo.cached_path(tiny) is None
+    assert cache.cached_path(tiny) is None
     assert _cache_files() == []
     dest.write_bytes(TINY_BYTES)
-    assert zoo.cached_path(tiny) == dest
+    assert cache.cached_path(tiny) == dest
     assert _cache_files() == ["tiny_test_x2.pth", "tiny_test_x2.pth.verified"]
 
 
@@ -534,7 +540,7 @@ def test_rejected_pickle_gives_a_one_line_message(tiny: zoo.ZooEntry, tmp_path: 
     path = tmp_path / "evil.pth"
     path.write_bytes(_saved({"conv_first.bias": Server()}))  # not allowed by weights_only
     with pytest.raises(ChecksumError) as info:
-        zoo.verify_checkpoint(path, tiny)
+        cache.verify_checkpoint(path, tiny)
     assert "not a loadable" in str(info.value) and "\n" not in str(info.value)
 
 
@@ -554,16 +560,16 @@ def test_bundled_entries_resolve_to_package_data(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
     monkeypatch.setattr(assets.resources, "files", lambda package_name: package)
     assert zoo.get_entry("ours_x2.safetensors") is entry
-    assert zoo.entry_url(entry) is None
-    assert zoo.fetch("ours_x2") == package / "ours_x2.safetensors"
-    zoo.verify_checkpoint(zoo.fetch(entry), entry)
+    assert cache.entry_url(entry) is None
+    assert cache.fetch("ours_x2") == package / "ours_x2.safetensors"
+    cache.verify_checkpoint(cache.fetch(entry), entry)
     with pytest.raises(ChecksumError, match="missing"):
-        zoo.verify_checkpoint(zoo.fetch(entry), replace(entry, keys={**keys, "x": (1,)}))
+        cache.verify_checkpoint(cache.fetch(entry), replace(entry, keys={**keys, "x": (1,)}))
     with pytest.raises(ValueError):
         replace(entry, bundled_file=None)
 
     missing = replace(entry, name="gone", bundled_file="gone.safetensors")
     monkeypatch.setitem(zoo.MODELS, missing.name, missing)
-    assert zoo.cached_path(missing) is None
+    assert cache.cached_path(missing) is None
     with pytest.raises(ZooError, match="missing from this installation"):
-        zoo.fetch(missing)
+        cache.fetch(missing)

@@ -11,12 +11,12 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(task: str | None, as_json: bool) -> None:
     """List the model zoo: name, task, level, parameters, and whether it is available offline."""
-    from swinir.models import zoo
+    from swinir.models import cache, zoo
 
     rows = []
     for entry in zoo.list_models(task):
         level = f"x{entry.scale}" if entry.scale > 1 else f"sigma{entry.noise}" if entry.noise else f"q{entry.jpeg}"
-        status = "bundled" if entry.bundled else ("cached" if zoo.cached_path(entry) else "download")
+        status = "bundled" if entry.bundled else ("cached" if cache.cached_path(entry) else "download")
         rows.append({"name": entry.name, "task": entry.task, "level": level, "params": entry.params, "status": status})
     if as_json:
         click.echo(json.dumps(rows, indent=1))
@@ -32,7 +32,8 @@ def models(task: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(source: str, as_json: bool) -> None:
     """Show the architecture detected in a checkpoint file (or zoo name)."""
-    from swinir.models.checkpoint import guess_task, load_model
+    from swinir.models.checkpoint import load_model
+    from swinir.models.descriptor import guess_task
 
     model = load_model(source)
     arguments = dict(model.config)

@@ -6,9 +6,10 @@ command so ``swinir restore --help`` stays fast.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import click
 
@@ -17,18 +18,35 @@ from swinir.cli.options import parse_tile
 # Kept in sync with swinir.inference.restorer.PADDING_MODES (checked by the tests) without importing torch.
 PADDING_CHOICES = ("symmetric", "reflect", "replicate", "paper")
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: Union[str, int]) -> int:
+    """Parse a memory size: ``2G``, ``512M``, ``1.5GB``, ``300MiB``, ``4096`` (bytes).
+
+    Units are binary (``K`` = 1024 bytes); case-insensitive.
+
+    The library takes bytes (``Restorer(max_memory=...)``); this is the command line's reading
+    of ``--max-memory``.
+
+    Raises:
+        click.BadParameter: the text is not a positive size.
+    """
+    if isinstance(text, int):
+        value = text
+    else:
+        match = _SIZE.match(str(text))
+        if not match:
+            raise click.BadParameter(f"invalid memory size {text!r}; use e.g. 512M, 2G or 1.5G")
+        number, unit = float(match.group(1)), match.group(2).upper()
+        value = int(number * 1024 ** " KMGT".index(unit or " "))
+    if value <= 0:
+        raise click.BadParameter(f"memory size must be positive, got {text!r}")
+    return value
 
 
 def _parse_memory(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[int]:
-    if value is None:
-        return None
-    from swinir.core.errors import SwinIRError
-    from swinir.inference.batch import parse_size
-
-    try:
-        return parse_size(value)
-    except SwinIRError as exc:
-        raise click.BadParameter(str(exc)) from None
+    return None if value is None else parse_size(value)
 
 
 def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -187,9 +205,10 @@ def _make_restorer(pending: int, model_spec: Optional[str], *, task: Optional[st
     """The Restorer for this run, or None when no job needs one (so no model is loaded)."""
     if not pending:
         return None
+    from swinir.core.device import select_device
     from swinir.core.errors import SwinIRError
-    from swinir.inference.batch import choose_model, open_model
-    from swinir.inference.restorer import Restorer, select_device
+    from swinir.inference.restorer import Restorer
+    from swinir.models.selection import choose_model, open_model
 
     if model_spec is None:
         choice = choose_model(task, scale, noise, jpeg, large=large)

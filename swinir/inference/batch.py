@@ -1,11 +1,10 @@
 """Batch restoration: the engine behind ``swinir restore``, usable from Python.
 
-The command line is a thin wrapper around four steps, each available here:
+The command line is a thin wrapper around four steps; the first is in the models layer, the
+other three are here:
 
-1. **Choose a model** — :func:`choose_model` maps a task and degradation level to the best
-   weights available offline (cached official checkpoint, else a bundled model, else a clear
-   error saying how to get one); :func:`open_model` loads a zoo name or checkpoint path (the one
-   place where other model formats, e.g. ONNX, plug in).
+1. **Choose a model** — :func:`swinir.models.selection.choose_model` maps a task and level to
+   the best weights available offline; :func:`swinir.models.selection.open_model` loads them.
 2. **Plan** — :func:`plan_jobs` expands files and folders into :class:`Job` objects: the input,
    its output path under the output folder (same relative path and name, new extension and
    optional suffix), and whether it will be skipped (output exists) or refused (the output would
@@ -13,15 +12,16 @@ The command line is a thin wrapper around four steps, each available here:
 3. **Restore** — :class:`BatchRestorer` reads each image (EXIF orientation applied, ICC profile
    kept), restores it with a :class:`~swinir.inference.restorer.Restorer` (alpha, gray/colour and 16 bits
    preserved), optionally resizes it to ``outscale`` × the input size, and writes it atomically.
-   A file that fails is recorded and the batch goes on; out-of-memory errors are retried with
-   smaller tiles first.
+   A file that fails is recorded and the batch goes on (the Restorer itself retries an image
+   that runs out of memory with smaller tiles first).
 4. **Report** — :class:`BatchSummary` counts done/skipped/failed files, time and input
    megapixels per second, and formats the summary the command prints.
 
 Example::
 
-    from swinir.inference.batch import BatchRestorer, choose_model, open_model, plan_jobs
+    from swinir.inference.batch import BatchRestorer, plan_jobs
     from swinir.inference.restorer import Restorer
+    from swinir.models.selection import choose_model, open_model
 
     choice = choose_model("classical_sr", scale=4)
     restorer = Restorer(open_model(choice.spec), tile="auto")
@@ -33,24 +33,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 
-from swinir.core.errors import ImageReadError, ImageWriteError, SwinIRError, ZooError
-from swinir.core.tasks import SR_TASKS
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-    from swinir.image import Image
-    from swinir.inference.restorer import Restorer
-    from swinir.models.zoo import ZooEntry
+from swinir.core.errors import ImageReadError, ImageWriteError, SwinIRError
+from swinir.core.types import PathLike
+from swinir.image import Image, list_images, read_image, write_image
+from swinir.image.imresize import imresize
+from swinir.inference.restorer import Restorer, is_out_of_memory
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -58,180 +53,17 @@ __all__ = [
     "BatchSummary",
     "FileResult",
     "Job",
-    "ModelChoice",
-    "choose_model",
-    "open_model",
+    "describe_failure",
     "output_path",
-    "parse_size",
     "plan_jobs",
     "restore_image",
 ]
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
-
 #: ``--format`` value -> file extension of the outputs.
 OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp",
                                   "tif": ".tif", "tiff": ".tif"}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-
-
-# --------------------------------------------------------------------------------------------
-# Small parsers
-# --------------------------------------------------------------------------------------------
-def parse_size(text: Union[str, int]) -> int:
-    """Parse a memory size: ``2G``, ``512M``, ``1.5GB``, ``300MiB``, ``4096`` (bytes).
-
-    Units are binary (``K`` = 1024 bytes); case-insensitive.
-
-    Raises:
-        SwinIRError: the text is not a positive size.
-    """
-    if isinstance(text, int):
-        value = text
-    else:
-        match = _SIZE.match(str(text))
-        if not match:
-            raise SwinIRError(f"invalid memory size {text!r}; use e.g. 512M, 2G or 1.5G")
-        number, unit = float(match.group(1)), match.group(2).upper()
-        value = int(number * 1024 ** " KMGT".index(unit or " "))
-    if value <= 0:
-        raise SwinIRError(f"memory size must be positive, got {text!r}")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelChoice:
-    """The outcome of :func:`choose_model`.
-
-    Attributes:
-        spec: what to pass to :func:`open_model` (a local checkpoint path; never needs network).
-        name: the zoo name of the chosen weights.
-        notice: a one-line note for the user (e.g. a bundled model stands in for official
-            weights that are not cached), or ``None``.
-    """
-
-    spec: str
-    name: str
-    notice: Optional[str] = None
-
-
-def _task_name(task: str) -> str:
-    from swinir.models import zoo
-
-    entries = zoo.list_models(task)  # normalises aliases; ZooError for unknown tasks
-    return entries[0].task if entries else task
-
-
-def _level(entry: ZooEntry) -> str:
-    if entry.noise is not None:
-        return f"noise {entry.noise}"
-    if entry.jpeg is not None:
-        return f"JPEG quality {entry.jpeg}"
-    return f"x{entry.scale}"
-
-
-def _bundled_for(task: str, scale: Optional[int], noise: Optional[int], jpeg: Optional[int],
-                 gan: bool) -> list[ZooEntry]:
-    """Bundled zoo entries for ``task`` at the requested level, best match first."""
-    from swinir.models import zoo
-
-    found = [entry for entry in zoo.list_models(task) if entry.bundled
-             and (scale is None or entry.scale == scale)
-             and (noise is None or entry.noise == noise)
-             and (jpeg is None or entry.jpeg == jpeg)]
-    return sorted(found, key=lambda entry: (entry.gan != gan, entry.name))
-
-
-def choose_model(
-    task: Optional[str] = None,
-    scale: Optional[int] = None,
-    noise: Optional[int] = None,
-    jpeg: Optional[int] = None,
-    *,
-    large: bool = False,
-    gan: bool = True,
-) -> ModelChoice:
-    """The best weights available offline for a task and degradation level.
-
-    Without ``task``: colour denoising when ``noise`` is given, colour JPEG artifact reduction
-    when ``jpeg`` is given, else classical SR.  SR tasks default to ×4.
-
-    Order of preference: the official checkpoint (:func:`swinir.models.zoo.find_model`) when it is in
-    the cache; else a bundled model for the same task and level (with a notice saying the
-    official weights are not cached and how to get them); else :class:`~swinir.core.errors.ZooError`
-    explaining how to download the official weights.  Nothing is downloaded here.
-    """
-    from swinir.models import zoo
-
-    if task is None:
-        task = "color_dn" if noise is not None else "color_jpeg" if jpeg is not None else "classical_sr"
-    task = _task_name(task)
-    if scale is None and task in SR_TASKS:
-        scale = 4
-    official: Optional[ZooEntry] = None
-    lookup_error: Optional[ZooError] = None
-    try:
-        official = zoo.find_model(task, scale, noise, jpeg, large=large, gan=gan)
-    except ZooError as exc:
-        lookup_error = exc
-    if official is not None:
-        path = zoo.cached_path(official)
-        if path is not None:
-            return ModelChoice(str(path), official.name)
-    if official is not None:  # look for a bundled stand-in at the official model's level
-        scale, noise, jpeg = official.scale, official.noise, official.jpeg
-    for bundled in _bundled_for(task, scale, noise, jpeg, gan):
-        path = zoo.cached_path(bundled)
-        if path is None:
-            continue
-        if official is None:
-            return ModelChoice(str(path), bundled.name)
-        notice = (f"note: official weights {official.name} are not cached, using the bundled model "
-                  f"{bundled.name}; for the official model run `swinir restore --model {official.name} "
-                  f"...` once (downloads it) or put {official.filename} in {zoo.cache_dir()}")
-        return ModelChoice(str(path), bundled.name, notice)
-    if official is None:
-        assert lookup_error is not None
-        raise lookup_error
-    raise ZooError(
-        f"no {task} model for {_level(official)} is available offline: the official weights "
-        f"{official.name} are not cached and no bundled model exists; download them with "
-        f"`swinir restore --model {official.name} ...` (needs network) or put {official.filename} "
-        f"in {zoo.cache_dir()}"
-    )
-
-
-def open_model(spec: Union[str, PathLike], device: Any = "cpu", precision: str = "fp32") -> torch.nn.Module:
-    """Load the model named by ``spec`` on ``device``.
-
-    ``spec`` is a zoo name (downloaded into the cache on first use) or a checkpoint path
-    (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``), or an ``.onnx`` file from ``swinir export``
-    (run through onnxruntime by :class:`~swinir.models.onnx_runtime.OnnxModel`).  ``precision`` is accepted for back-ends that
-    need it at load time; PyTorch models stay in fp32 and :class:`~swinir.inference.restorer.Restorer` runs
-    them under autocast.
-
-    This is the single hook for other model formats: the returned object only needs what
-    :class:`~swinir.inference.restorer.Restorer` uses (a callable mapping ``(N, C, H, W)`` to
-    ``(N, C, H·s, W·s)`` with ``scale``, ``window_size``/``pad_multiple`` and ``in_chans`` or
-    ``config["in_chans"]``).
-
-    Raises:
-        SwinIRError: unknown name, unreadable checkpoint, unsupported format, failed download.
-    """
-    from swinir.inference.restorer import select_device
-    from swinir.models.checkpoint import load_model
-
-    text = os.fspath(spec)
-    if text.lower().endswith(".onnx"):  # exported with `swinir export`; runs through onnxruntime
-        from swinir.models.onnx_runtime import OnnxModel
-
-        return OnnxModel(text, device=select_device(device))
-    return load_model(text, device=select_device(device))
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,14 +120,18 @@ def plan_jobs(
     equal the output of an earlier job; a missing input is an error job too.  Existing outputs
     give ``status="skip"`` unless ``overwrite``.
     """
-    from swinir.image import list_images
-
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if "/" in suffix or "\\" in suffix or suffix in (".", ".."):
         raise SwinIRError(f"--suffix must not contain path separators, got {suffix!r}")
     out_root = Path(outdir)
-    out_resolved = out_root.resolve()
+    listed, seen = _list_inputs(inputs, out_root.resolve(), recursive)
+    _assign_outputs(listed, seen, out_root, format=format, suffix=suffix, overwrite=overwrite)
+    return listed
+
+
+def _list_inputs(inputs: Iterable[PathLike], out_resolved: Path, recursive: bool) -> tuple[list[Job], set[Path]]:
+    """One job per input image (missing inputs as error jobs) and the resolved input paths."""
     listed: list[Job] = []
     seen: set[Path] = set()
     for item in inputs:
@@ -315,7 +151,13 @@ def plan_jobs(
                 continue  # an earlier result inside the input tree
             seen.add(key)
             listed.append(Job(source, relative, None))
+    return listed, seen
 
+
+def _assign_outputs(listed: list[Job], seen: set[Path], out_root: Path, *, format: str, suffix: str,
+                    overwrite: bool) -> None:
+    """Give every job its output path, refusing outputs that escape, overwrite or collide."""
+    out_resolved = out_root.resolve()
     claimed: dict[Path, Path] = {}
     for job in listed:
         if job.status == "error":
@@ -333,7 +175,6 @@ def plan_jobs(
             claimed[target] = job.source
             if not overwrite and (target.exists() or target.is_symlink()):
                 job.status, job.reason = "skip", "output exists (use --overwrite to replace it)"
-    return listed
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,8 +182,7 @@ def plan_jobs(
 # --------------------------------------------------------------------------------------------
 def describe_failure(exc: BaseException, *, oom_hint: str = "try a smaller --tile or --max-memory") -> str:
     """One line saying why restoring an image failed (out of memory, a SwinIR error, anything)."""
-    if _is_out_of_memory(exc):
-        _free_device_memory()
+    if is_out_of_memory(exc):
         reason = f"out of memory; {oom_hint}"
     elif isinstance(exc, SwinIRError):
         reason = str(exc)
@@ -352,61 +192,7 @@ def describe_failure(exc: BaseException, *, oom_hint: str = "try a smaller --til
     return " ".join(reason.split())
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(exc, oom_type):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(
-        phrase in text for phrase in ("out of memory", "not enough memory", "can't allocate memory"))
-
-
-def _free_device_memory() -> None:
-    import gc
-
-    gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _restore_with_retry(restorer: Restorer, stacked: np.ndarray, alpha_mode: str, retries: int) -> np.ndarray:
-    """``restorer.restore`` that, on out-of-memory, retries with half the tile size (and one tile
-    per batch), down to the window size."""
-    saved = (restorer.tile, restorer.tile_batch)
-    try:
-        for attempt in range(retries + 1):
-            try:
-                return restorer.restore(stacked, alpha_mode=alpha_mode)
-            except Exception as exc:
-                if not _is_out_of_memory(exc):
-                    raise
-                _free_device_memory()
-                height, width = stacked.shape[:2]
-                current = restorer.tile_size_for(height, width)
-                if current <= 0:
-                    current = max(height, width)
-                smaller = (current // 2) // restorer.window * restorer.window
-                if attempt == retries or smaller < restorer.window:
-                    raise SwinIRError(f"out of memory even with {current}-pixel tiles; try a smaller "
-                                      "--tile, --max-memory or --device cpu") from exc
-                log.info("out of memory; retrying with %d-pixel tiles", smaller)
-                restorer.tile, restorer.tile_batch = smaller, 1
-        raise AssertionError("unreachable")  # pragma: no cover
-    finally:
-        restorer.tile, restorer.tile_batch = saved
-
-
 def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    from swinir.image.imresize import imresize
-
     if array.shape[:2] == (height, width):
         return array
     return imresize(array, output_shape=(height, width), round_intermediate=False)
@@ -418,17 +204,18 @@ def restore_image(
     *,
     outscale: Optional[float] = None,
     alpha_mode: str = "auto",
-    oom_retries: int = 3,
 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Restore a decoded :class:`~swinir.image.Image`; returns ``(pixels, alpha)`` at its bit depth.
 
     Alpha travels as the last channel through :meth:`Restorer.restore` (resized for SR, kept
     exactly otherwise, or restored with ``alpha_mode="model"``).  ``outscale`` resizes the result
     to ``round(outscale × input size)`` with MATLAB-style bicubic (:func:`swinir.imresize`).
+    An image that runs out of memory is retried by the Restorer with smaller tiles
+    (``Restorer(oom_retries=...)``).
     """
     pixels, alpha = image.pixels, image.alpha
     stacked = np.dstack([pixels, alpha]) if alpha is not None else pixels
-    result = _restore_with_retry(restorer, stacked, alpha_mode, oom_retries)
+    result = restorer.restore(stacked, alpha_mode=alpha_mode)
     if outscale is not None:
         height = max(1, int(round(image.height * outscale)))
         width = max(1, int(round(image.width * outscale)))
@@ -541,7 +328,6 @@ class BatchRestorer:
         quality: JPEG/WebP quality.
         on_start: ``callback(job, index, count)`` before each pending job.
         on_result: ``callback(result)`` after each job (also skipped and refused ones).
-        oom_retries: how many times an out-of-memory image is retried with halved tiles.
     """
 
     def __init__(
@@ -554,7 +340,6 @@ class BatchRestorer:
         quality: int = 95,
         on_start: Optional[Callable[[Job, int, int], None]] = None,
         on_result: Optional[Callable[[FileResult], None]] = None,
-        oom_retries: int = 3,
     ) -> None:
         if outscale is not None and not outscale > 0:
             raise SwinIRError(f"--outscale must be positive, got {outscale}")
@@ -569,21 +354,18 @@ class BatchRestorer:
         self.quality = quality
         self.on_start = on_start
         self.on_result = on_result
-        self.oom_retries = oom_retries
         self.summary = BatchSummary()
 
     def process(self, job: Job) -> FileResult:
         """Restore one pending job; errors become a ``failed`` result (KeyboardInterrupt
         propagates)."""
-        from swinir.image import read_image, write_image
-
         start = time.perf_counter()
         if self.restorer is None or job.output is None:
             raise SwinIRError("BatchRestorer needs a restorer and planned outputs to restore files")
         try:
             image = read_image(job.source)
             pixels, alpha = restore_image(self.restorer, image, outscale=self.outscale,
-                                          alpha_mode=self.alpha_mode, oom_retries=self.oom_retries)
+                                          alpha_mode=self.alpha_mode)
             if alpha is not None and self.format in ("jpg", "jpeg"):
                 pixels, alpha = _flatten_alpha(pixels, alpha), None
             write_image(job.output, pixels, alpha=alpha, icc_profile=image.icc_profile,

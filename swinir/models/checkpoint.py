@@ -37,7 +37,10 @@ from torch import Tensor
 
 from swinir.core.errors import CheckpointError, ZooError
 from swinir.core.files import atomic_path
+from swinir.models import cache, zoo
+from swinir.models.descriptor import attach, from_arguments  # guess_task: re-exported until callers move
 from swinir.models.network import SwinIR
+from swinir.models.statedict import unwrap_state_dict
 
 __all__ = [
     "load_model",
@@ -45,7 +48,6 @@ __all__ = [
     "read_checkpoint",
     "unwrap_state_dict",
     "detect_arguments",
-    "guess_task",
     "Source",
 ]
 
@@ -53,10 +55,6 @@ log = logging.getLogger(__name__)
 
 Source = Union[str, os.PathLike, Mapping]
 
-#: container keys, most preferred first (``params_ema`` holds the EMA weights used for testing)
-WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net_g", "netG", "generator", "module")
-#: key prefixes added by DataParallel, torch.compile and other training frameworks
-KEY_PREFIXES = ("module.", "netG.", "net_g.", "model.", "generator.", "_orig_mod.")
 #: where our own files keep the constructor arguments
 METADATA_KEY = "swinir_arguments"
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
@@ -125,32 +123,6 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         except json.JSONDecodeError:
             log.warning("ignoring unreadable %s metadata in %s", METADATA_KEY, path)
     return unwrap_state_dict(state, origin=str(path)), metadata
-
-
-def _holds_tensors(obj: Mapping) -> bool:
-    return any(isinstance(v, Tensor) for v in obj.values())
-
-
-def unwrap_state_dict(obj: Any, *, origin: str = "state dict") -> dict[str, Tensor]:
-    """Find the network weights inside a checkpoint object and strip training-framework prefixes."""
-    seen = 0
-    while isinstance(obj, Mapping) and not _holds_tensors(obj):
-        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None or seen > 4:
-            keys = ", ".join(repr(k) for k in list(obj)[:6])
-            raise CheckpointError(f"'{origin}' holds no state dict (top-level keys: {keys or 'none'})")
-        obj, seen = inner, seen + 1
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"'{origin}' holds a {type(obj).__name__}, not a state dict")
-    state = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
-    stripped = True
-    while stripped and state:
-        stripped = False
-        for prefix in KEY_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
-                stripped = True
-    return state
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,26 +242,10 @@ def detect_arguments(state: Mapping[str, Tensor], *, origin: str = "state dict")
     return args
 
 
-def guess_task(arguments: Mapping[str, Any]) -> str:
-    """The task a SwinIR configuration was most likely trained for."""
-    upsampler = arguments.get("upsampler", "")
-    if upsampler == "pixelshuffle":
-        return "classical_sr"
-    if upsampler == "pixelshuffledirect":
-        return "lightweight_sr"
-    if upsampler == "nearest+conv":
-        return "real_sr"
-    gray = arguments.get("in_chans", 3) == 1
-    jpeg = arguments.get("img_range", 1.0) == 255.0 or arguments.get("window_size") == 7
-    return ("gray_" if gray else "color_") + ("jpeg" if jpeg else "dn")
-
-
 # --------------------------------------------------------------------------------------------
 # Loading and saving models
 # --------------------------------------------------------------------------------------------
-def _zoo_entry_for(name: str):
-    from swinir.models import zoo
-
+def _zoo_entry_for(name: str) -> zoo.ZooEntry | None:
     try:
         return zoo.get_entry(name)
     except ZooError:
@@ -303,21 +259,23 @@ def _resolve(source: Source) -> tuple[dict[str, Tensor], dict[str, Any], str]:
     path = Path(source)
     entry = None if path.is_file() else _zoo_entry_for(str(source))
     if entry is not None:
-        from swinir.models import zoo
-
-        state, metadata = read_checkpoint(zoo.fetch(entry))
-        return state, {**entry.arguments, **metadata}, entry.name
+        state, metadata = read_checkpoint(cache.fetch(entry))
+        return state, {**entry.arguments, **_entry_facts(entry), **metadata}, entry.name
     if not path.is_file() and path.suffix.lower() not in CHECKPOINT_SUFFIXES and os.sep not in str(source):
-        from swinir.models import zoo
-
         zoo.get_entry(str(source))  # not a file and not a zoo name: ZooError with close matches
     state, metadata = read_checkpoint(path)
     hidden: dict[str, Any] = {}
     official = _zoo_entry_for(path.name)
     if official is not None:  # an official file, downloaded by hand
         hidden.update(official.arguments)
+        hidden.update(_entry_facts(official))
     hidden.update(metadata)
     return state, hidden, str(path)
+
+
+def _entry_facts(entry: Any) -> dict[str, Any]:
+    """What a zoo entry knows beyond the constructor arguments (for the model's descriptor)."""
+    return {"task": entry.task, "noise": entry.noise, "jpeg": entry.jpeg}
 
 
 def load_model(
@@ -360,7 +318,8 @@ def load_model(
     model.eval().to(device=device)
     if dtype is not None:
         model.to(dtype=dtype)
-    return model
+    facts = {key: hidden.get(key) for key in ("task", "noise", "jpeg")}
+    return attach(model, from_arguments(model.config, name=origin, **facts))
 
 
 def _state_for_saving(model: SwinIR) -> dict[str, Tensor]:

@@ -7,33 +7,24 @@ shape, and the task facts parsed from the name (task, scale, noise level, JPEG q
 data, variant, GAN or PSNR).  The entries are built from the shipped manifest
 ``swinir/assets/official_checkpoints.json``.
 
-Files are downloaded into :func:`cache_dir` by :func:`fetch`.  A downloaded file is always checked
-before it is used: size and SHA-256 where the manifest has them, and in every case the state
-dict itself (every key and shape must match the manifest).  A file that fails is deleted, so the
-cache only ever holds verified files.
-
 Entries with ``bundled=True`` have no URL: their weights ship inside the package as
-``swinir/assets/<bundled_file>`` and :func:`fetch` returns that path.
+``swinir/assets/<bundled_file>``.  Downloading, caching and verifying the files is
+:mod:`swinir.models.cache`.
 
 Example::
 
-    from swinir import zoo
+    from swinir.models import cache, zoo
     entry = zoo.find_model("classical_sr", scale=4)       # DF2K SwinIR-M x4
-    path = zoo.fetch(entry)                                # downloaded once, then cached
+    path = cache.fetch(entry)                              # downloaded once, then cached
     model = SwinIR(**entry.model_kwargs())
 """
 from __future__ import annotations
 
 import copy
 import fnmatch
-import hashlib
 import json
-import logging
 import math
-import os
 import re
-import shutil
-import sys
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,9 +32,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from swinir.assets import asset, asset_folder, read_asset_text
-from swinir.core.errors import ChecksumError, DownloadError, ZooError
-from swinir.models.download import ProgressCallback, download, sha256_file
+from safetensors import safe_open
+
+from swinir.assets import asset_folder, read_asset_text
+from swinir.core.errors import ZooError
+from swinir.core.tasks import TASKS, normalise_task
 
 __all__ = [
     "MODELS",
@@ -53,23 +46,11 @@ __all__ = [
     "get_entry",
     "list_models",
     "find_model",
-    "cache_dir",
-    "cached_path",
-    "fetch",
-    "entry_url",
-    "verify_checkpoint",
+    "find_bundled",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Release that hosts the official checkpoints.
 OFFICIAL_BASE_URL = "https://github.com/JingyunLiang/SwinIR/releases/download/v0.0"
-
-#: The restoration tasks, in the order of the paper.
-from swinir.core.tasks import TASKS  # noqa: E402  (re-exported)
-
-#: Task names of the official ``main_test_swinir.py`` accepted by :func:`find_model`.
-_TASK_ALIASES = {"jpeg_car": "gray_jpeg", "color_jpeg_car": "color_jpeg"}
 
 #: Suffix of the release copies of real-world models that hold both ``params`` and ``params_ema``.
 ALIAS_SUFFIX = "-with-dict-keys-params-and-params_ema"
@@ -101,7 +82,6 @@ _NAME = re.compile(
 )
 
 _MANIFEST = "official_checkpoints.json"
-_VERIFIED_SUFFIX = ".verified"
 
 
 @dataclass(frozen=True)
@@ -294,8 +274,6 @@ def _bundled_entries() -> dict[str, ZooEntry]:
     ``swinir.save_model(..., extra_metadata={"task": ..., "noise": ...})`` writes the constructor
     arguments and these facts into the file, so shipping a new bundled model needs no code change.
     """
-    from safetensors import safe_open
-
     entries: dict[str, ZooEntry] = {}
     folder = asset_folder()
     for resource in sorted(folder.iterdir(), key=lambda r: r.name):
@@ -371,7 +349,7 @@ def list_models(task: str | None = None, *, aliases: bool = False) -> list[ZooEn
     Release aliases (same weights under another file name) are left out unless ``aliases``.
     """
     if task is not None:
-        task = _normalise_task(task)
+        task = normalise_task(task)
     return [entry for entry in MODELS.values()
             if (task is None or entry.task == task) and (aliases or entry.alias_of is None)]
 
@@ -379,7 +357,7 @@ def list_models(task: str | None = None, *, aliases: bool = False) -> list[ZooEn
 def find_bundled(task: str, scale: int | None = None, noise: int | None = None,
                  jpeg: int | None = None) -> ZooEntry | None:
     """The bundled model for a task and level, if one ships with the package."""
-    task = _normalise_task(task)
+    task = normalise_task(task)
     for entry in MODELS.values():
         if not entry.bundled or entry.task != task:
             continue
@@ -387,14 +365,6 @@ def find_bundled(task: str, scale: int | None = None, noise: int | None = None,
                 and (jpeg is None or entry.jpeg == jpeg):
             return entry
     return None
-
-
-def _normalise_task(task: str) -> str:
-    key = task.strip().lower().replace("-", "_")
-    key = _TASK_ALIASES.get(key, key)
-    if key not in TASKS:
-        raise ZooError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
-    return key
 
 
 def _describe(entry: ZooEntry) -> str:
@@ -435,9 +405,10 @@ def find_model(
             the DF2K models over the DIV2K ones.
 
     Raises:
+        ArgumentError: ``task`` is not a task name.
         ZooError: nothing matches, or the request is ambiguous; the message lists what exists.
     """
-    task = _normalise_task(task)
+    task = normalise_task(task)
     pool = [entry for entry in MODELS.values() if entry.official and entry.task == task]
 
     def fail(problem: str, candidates: list[ZooEntry]) -> ZooError:
@@ -448,7 +419,23 @@ def find_model(
         raise fail(f"noise={noise} only applies to denoising", pool)
     if jpeg is not None and task not in ("gray_jpeg", "color_jpeg"):
         raise fail(f"jpeg={jpeg} only applies to JPEG artifact reduction", pool)
+    chosen = _matching(pool, task, scale, noise, jpeg, large=large, gan=gan, training_data=training_data)
+    request = ", ".join(f"{key}={value!r}" for key, value in (
+        ("scale", scale), ("noise", noise), ("jpeg", jpeg), ("training_data", training_data))
+        if value is not None)
+    request += (", " if request else "") + f"large={large}"
+    if task == "real_sr":
+        request += f", gan={gan}"
+    if not chosen:
+        raise fail(f"no official model with {request}", pool)
+    if len(chosen) > 1:
+        raise fail(f"several models match {request}; pass scale/noise/jpeg to choose one", chosen)
+    return chosen[0]
 
+
+def _matching(pool: list[ZooEntry], task: str, scale: int | None, noise: int | None, jpeg: int | None, *,
+              large: bool, gan: bool, training_data: str | None) -> list[ZooEntry]:
+    """The entries of ``pool`` that fit the request (DF2K preferred for classical SR)."""
     chosen = pool
     if task == "real_sr":
         chosen = [entry for entry in chosen if entry.gan == gan]
@@ -465,254 +452,4 @@ def find_model(
     if task == "classical_sr" and training_data is None:
         preferred = [entry for entry in chosen if entry.training_data == "DF2K"]
         chosen = preferred or chosen
-
-    request = ", ".join(f"{key}={value!r}" for key, value in (
-        ("scale", scale), ("noise", noise), ("jpeg", jpeg), ("training_data", training_data))
-        if value is not None)
-    request += (", " if request else "") + f"large={large}"
-    if task == "real_sr":
-        request += f", gan={gan}"
-    if not chosen:
-        raise fail(f"no official model with {request}", pool)
-    if len(chosen) > 1:
-        raise fail(f"several models match {request}; pass scale/noise/jpeg to choose one", chosen)
-    return chosen[0]
-
-
-# --------------------------------------------------------------------------------------------
-# Cache and download
-# --------------------------------------------------------------------------------------------
-
-def cache_dir() -> Path:
-    """Folder that holds downloaded checkpoints (not created by this call).
-
-    ``$SWINIR_HOME`` when set; otherwise the platform cache folder: ``$XDG_CACHE_HOME/swinir``
-    or ``~/.cache/swinir`` on Linux, ``~/Library/Caches/swinir`` on macOS and
-    ``%LOCALAPPDATA%\\swinir\\cache`` on Windows.
-    """
-    home = os.environ.get("SWINIR_HOME")
-    if home:
-        return Path(home).expanduser()
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-        return base / "swinir" / "cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "swinir"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "swinir"
-
-
-def entry_url(entry: str | ZooEntry, base_url: str | None = None) -> str | None:
-    """Where ``entry`` is downloaded from: ``base_url`` (or ``$SWINIR_BASE_URL``) + file name
-    when given, else the entry's own URL (None for bundled entries)."""
-    entry = get_entry(entry)
-    if entry.bundled:
-        return None
-    base = base_url or os.environ.get("SWINIR_BASE_URL")
-    if base:
-        return f"{base.rstrip('/')}/{urllib.parse.quote(entry.filename)}"
-    return entry.url
-
-
-def _bundled_path(entry: ZooEntry) -> Path | None:
-    """Filesystem path of a bundled file (extracted to the cache if the package is zipped)."""
-    assert entry.bundled_file is not None
-    resource = asset(entry.bundled_file)
-    if not resource.is_file():
-        return None
-    if isinstance(resource, Path):
-        return resource
-    target = cache_dir() / "bundled" / entry.bundled_file
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with resources.as_file(resource) as extracted:
-            tmp = target.with_name(target.name + ".part")
-            shutil.copyfile(extracted, tmp)
-            os.replace(tmp, target)
-    return target
-
-
-def _keys_digest(entry: ZooEntry) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(entry.keys):
-        digest.update(f"{key}:{entry.keys[key]};".encode())
-    return digest.hexdigest()
-
-
-def _marker_path(path: Path) -> Path:
-    return path.with_name(path.name + _VERIFIED_SUFFIX)
-
-
-def _marker_record(path: Path, entry: ZooEntry) -> dict[str, Any]:
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": entry.sha256,
-            "keys": _keys_digest(entry)}
-
-
-def _write_marker(path: Path, entry: ZooEntry) -> None:
-    """Remember that ``path`` (as it is now) passed verification for ``entry``."""
-    marker = _marker_path(path)
-    tmp = marker.with_name(marker.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(_marker_record(path, entry)), encoding="utf-8")
-        os.replace(tmp, marker)
-    except OSError as error:  # a read-only cache still works, it is just re-verified each time
-        logger.debug("could not write %s: %s", marker, error)
-
-
-def _marker_valid(path: Path, entry: ZooEntry) -> bool:
-    try:
-        stored = json.loads(_marker_path(path).read_text(encoding="utf-8"))
-        return stored == _marker_record(path, entry)
-    except (OSError, ValueError):
-        return False
-
-
-def _discard(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    _marker_path(path).unlink(missing_ok=True)
-
-
-def cached_path(entry: str | ZooEntry) -> Path | None:
-    """The verified local file for ``entry``, or None when it is not available yet.
-
-    Bundled entries resolve to their package file.  A cached file is fully verified the first
-    time it is seen (e.g. after it was put there by hand) and remembered through a small
-    ``<file>.verified`` marker; a file that fails verification is deleted.
-    """
-    entry = get_entry(entry)
-    if entry.bundled:
-        return _bundled_path(entry)
-    path = cache_dir() / entry.filename
-    if not path.is_file():
-        return None
-    if _marker_valid(path, entry):
-        return path
-    try:
-        if entry.size is not None and path.stat().st_size != entry.size:
-            raise ChecksumError(f"{path} is {path.stat().st_size} bytes, expected {entry.size}")
-        if entry.sha256 is not None and sha256_file(path) != entry.sha256.lower():
-            raise ChecksumError(f"{path} does not have the SHA-256 of {entry.filename}")
-        verify_checkpoint(path, entry)
-    except ChecksumError as error:
-        logger.warning("deleting cached %s: %s", path, error)
-        _discard(path)
-        return None
-    _write_marker(path, entry)
-    return path
-
-
-def fetch(
-    name_or_entry: str | ZooEntry,
-    *,
-    progress: bool | ProgressCallback = True,
-    base_url: str | None = None,
-) -> Path:
-    """Local path of a verified checkpoint, downloading it into :func:`cache_dir` if needed.
-
-    Args:
-        name_or_entry: a checkpoint name (see :func:`get_entry`) or an entry.
-        progress: tqdm bar on stderr (True), nothing (False) or ``callback(done, total)``.
-        base_url: download from ``<base_url>/<file name>`` instead of the official release
-            (a mirror); ``$SWINIR_BASE_URL`` does the same.
-
-    Raises:
-        ZooError: unknown name, or a bundled file missing from the installation.
-        DownloadError: the download failed (an interrupted one resumes on the next call); the
-            message names the URL and where to put the file by hand.
-        ChecksumError: the downloaded file failed verification; it was deleted.
-    """
-    entry = get_entry(name_or_entry)
-    found = cached_path(entry)
-    if found is not None:
-        return found
-    if entry.bundled:
-        raise ZooError(f"bundled model file swinir/assets/{entry.bundled_file} is missing from "
-                       "this installation; reinstall swinir")
-    dest = cache_dir() / entry.filename
-    url = entry_url(entry, base_url)
-    if url is None:  # pragma: no cover - __post_init__ guarantees a URL for non-bundled entries
-        raise DownloadError(f"{entry.name} has no download URL; put the file at {dest}", dest=dest)
-    logger.info("downloading %s from %s", entry.filename, url)
-    download(url, dest, sha256=entry.sha256, size=entry.size, progress=progress,
-             verify=lambda part: verify_checkpoint(part, entry))
-    _write_marker(dest, entry)
-    return dest
-
-
-# --------------------------------------------------------------------------------------------
-# State-dict verification
-# --------------------------------------------------------------------------------------------
-
-def _read_shapes(path: Path, *, safetensors: bool) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of every tensor in a checkpoint file."""
-    import torch
-
-    from swinir.models.checkpoint import unwrap_state_dict
-
-    if safetensors:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            raw = {key: torch.empty(handle.get_slice(key).get_shape(), device="meta") for key in handle.keys()}
-        return {key: tuple(value.shape) for key, value in unwrap_state_dict(raw).items()}
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        # mmap needs the zip format; legacy-format files are read normally.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError(f"checkpoint holds a {type(checkpoint).__name__}, not a state dict")
-    state = unwrap_state_dict(checkpoint)
-    return {key: tuple(value.shape) for key, value in state.items()
-            if isinstance(value, torch.Tensor)}
-
-
-def _listing(items: list[str], limit: int = 3) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
-
-
-def verify_checkpoint(path: Path, entry: str | ZooEntry) -> None:
-    """Check that the file at ``path`` holds ``entry``'s state dict: every key, every shape.
-
-    The file is loaded with ``torch.load(..., weights_only=True)`` (or read with safetensors for
-    ``.safetensors`` entries), wrappers and ``module.`` prefixes are removed, and the keys and
-    shapes are compared with the manifest.  Only ``attn_mask`` buffers may differ in shape (they
-    depend on the training patch size).  An entry without recorded keys is only checked for
-    being loadable.
-
-    Raises:
-        ChecksumError: the file is not a loadable state dict or does not match; the message names
-            the first few missing, unexpected and mis-shaped keys.
-    """
-    entry = get_entry(entry)
-    path = Path(path)
-    safetensors = (entry.bundled_file or entry.filename).lower().endswith(".safetensors")
-    try:
-        shapes = _read_shapes(path, safetensors=safetensors)
-    except Exception as error:
-        detail = (str(error).strip().splitlines() or [""])[0][:200]
-        raise ChecksumError(f"{path.name} is not a loadable {entry.filename} state dict "
-                            f"({type(error).__name__}: {detail})") from None
-    if not entry.keys:
-        return
-    missing = [key for key in entry.keys if key not in shapes]
-    unexpected = [key for key in shapes if key not in entry.keys]
-    wrong = [f"{key} {shapes[key]} instead of {entry.keys[key]}" for key in entry.keys
-             if key in shapes and shapes[key] != tuple(entry.keys[key])
-             and not key.endswith("attn_mask")]
-    if missing or unexpected or wrong:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing keys ({_listing(missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
-        if wrong:
-            problems.append(f"{len(wrong)} keys with the wrong shape ({_listing(wrong)})")
-        raise ChecksumError(f"{path.name} does not match {entry.filename}: "
-                            + "; ".join(problems))
-
+    return chosen

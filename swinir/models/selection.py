@@ -1,0 +1,152 @@
+"""Model choice: which weights restore a task at a degradation level, and loading them.
+
+:func:`choose_model` maps a task and level to the best weights available offline (a cached
+official checkpoint, else a bundled model with a notice, else a clear error saying how to get
+the official ones); :func:`open_model` loads a zoo name, a checkpoint path or an exported
+``.onnx`` file (the one place where other model formats plug in).  The command line, the
+evaluation protocol and the web app all choose models through these two functions.
+
+Example::
+
+    from swinir.inference.restorer import Restorer
+    from swinir.models.selection import choose_model, open_model
+
+    choice = choose_model("classical_sr", scale=4)
+    restorer = Restorer(open_model(choice.spec), tile="auto")
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+from swinir.core.device import select_device
+from swinir.core.errors import ZooError
+from swinir.core.tasks import SR_TASKS, normalise_task
+from swinir.core.types import PathLike
+from swinir.models import cache, zoo
+from swinir.models.checkpoint import load_model
+from swinir.models.onnx_runtime import OnnxModel
+from swinir.models.zoo import ZooEntry
+
+__all__ = ["ModelChoice", "choose_model", "open_model"]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The outcome of :func:`choose_model`.
+
+    Attributes:
+        spec: what to pass to :func:`open_model` (a local checkpoint path; never needs network).
+        name: the zoo name of the chosen weights.
+        notice: a one-line note for the user (e.g. a bundled model stands in for official
+            weights that are not cached), or ``None``.
+    """
+
+    spec: str
+    name: str
+    notice: Optional[str] = None
+
+
+def _level(entry: ZooEntry) -> str:
+    if entry.noise is not None:
+        return f"noise {entry.noise}"
+    if entry.jpeg is not None:
+        return f"JPEG quality {entry.jpeg}"
+    return f"x{entry.scale}"
+
+
+def _bundled_for(task: str, scale: Optional[int], noise: Optional[int], jpeg: Optional[int],
+                 gan: bool) -> list[ZooEntry]:
+    """Bundled zoo entries for ``task`` at the requested level, best match first."""
+    found = [entry for entry in zoo.list_models(task) if entry.bundled
+             and (scale is None or entry.scale == scale)
+             and (noise is None or entry.noise == noise)
+             and (jpeg is None or entry.jpeg == jpeg)]
+    return sorted(found, key=lambda entry: (entry.gan != gan, entry.name))
+
+
+def choose_model(
+    task: Optional[str] = None,
+    scale: Optional[int] = None,
+    noise: Optional[int] = None,
+    jpeg: Optional[int] = None,
+    *,
+    large: bool = False,
+    gan: bool = True,
+) -> ModelChoice:
+    """The best weights available offline for a task and degradation level.
+
+    Without ``task``: colour denoising when ``noise`` is given, colour JPEG artifact reduction
+    when ``jpeg`` is given, else classical SR.  SR tasks default to ×4.
+
+    Order of preference: the official checkpoint (:func:`swinir.models.zoo.find_model`) when it is in
+    the cache; else a bundled model for the same task and level (with a notice saying the
+    official weights are not cached and how to get them); else :class:`~swinir.core.errors.ZooError`
+    explaining how to download the official weights.  Nothing is downloaded here.
+
+    Raises:
+        ArgumentError: ``task`` is not a task name.
+        ZooError: no weights for this task and level are available offline.
+    """
+    if task is None:
+        task = "color_dn" if noise is not None else "color_jpeg" if jpeg is not None else "classical_sr"
+    task = normalise_task(task)
+    if scale is None and task in SR_TASKS:
+        scale = 4
+    official: Optional[ZooEntry] = None
+    lookup_error: Optional[ZooError] = None
+    try:
+        official = zoo.find_model(task, scale, noise, jpeg, large=large, gan=gan)
+    except ZooError as exc:
+        lookup_error = exc
+    if official is not None:
+        path = cache.cached_path(official)
+        if path is not None:
+            return ModelChoice(str(path), official.name)
+    if official is not None:  # look for a bundled stand-in at the official model's level
+        scale, noise, jpeg = official.scale, official.noise, official.jpeg
+    for bundled in _bundled_for(task, scale, noise, jpeg, gan):
+        path = cache.cached_path(bundled)
+        if path is None:
+            continue
+        if official is None:
+            return ModelChoice(str(path), bundled.name)
+        notice = (f"note: official weights {official.name} are not cached, using the bundled model "
+                  f"{bundled.name}; for the official model run `swinir restore --model {official.name} "
+                  f"...` once (downloads it) or put {official.filename} in {cache.cache_dir()}")
+        return ModelChoice(str(path), bundled.name, notice)
+    if official is None:
+        assert lookup_error is not None
+        raise lookup_error
+    raise ZooError(
+        f"no {task} model for {_level(official)} is available offline: the official weights "
+        f"{official.name} are not cached and no bundled model exists; download them with "
+        f"`swinir restore --model {official.name} ...` (needs network) or put {official.filename} "
+        f"in {cache.cache_dir()}"
+    )
+
+
+def open_model(spec: PathLike, device: Any = "cpu", precision: str = "fp32") -> torch.nn.Module:
+    """Load the model named by ``spec`` on ``device``.
+
+    ``spec`` is a zoo name (downloaded into the cache on first use) or a checkpoint path
+    (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``), or an ``.onnx`` file from ``swinir export``
+    (run through onnxruntime by :class:`~swinir.models.onnx_runtime.OnnxModel`).  ``precision`` is accepted for back-ends that
+    need it at load time; PyTorch models stay in fp32 and :class:`~swinir.inference.restorer.Restorer` runs
+    them under autocast.
+
+    This is the single hook for other model formats: the returned object only needs what
+    :class:`~swinir.inference.restorer.Restorer` uses (a callable mapping ``(N, C, H, W)`` to
+    ``(N, C, H·s, W·s)`` with ``scale``, ``window_size``/``pad_multiple`` and ``in_chans`` or
+    ``config["in_chans"]``).
+
+    Raises:
+        SwinIRError: unknown name, unreadable checkpoint, unsupported format, failed download.
+    """
+    text = os.fspath(spec)
+    if text.lower().endswith(".onnx"):  # exported with `swinir export`; runs through onnxruntime
+        return OnnxModel(text, device=select_device(device))
+    return load_model(text, device=select_device(device))
