@@ -24,10 +24,12 @@ import torch
 
 from swinir import SwinIR, save_model
 from swinir.image import decode_image, read_image, write_image
-from swinir.inference.batch import open_model, restore_image
+from swinir.inference.batch import restore_image
 from swinir.inference.restorer import Restorer
-from swinir.models import zoo
-from swinir.serve.app import WebApp, make_server
+from swinir.models import cache, zoo
+from swinir.models.selection import open_model
+from swinir.serve.app import WebApp
+from swinir.serve.http import make_server
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "swinir" / "assets" / "sample_baby_lr_x4.png"
@@ -355,8 +357,8 @@ def test_web_app_in_chromium(model_file: Path, tmp_path: Path) -> None:
     pytest.importorskip("websocket", reason="websocket-client is pinned in requirements.lock")
 
     bundled = zoo.find_bundled("classical_sr", 4)
-    if bundled is not None and zoo.cached_path(bundled) is not None:
-        spec, scale, server_args = str(zoo.cached_path(bundled)), 4, ["--max-upload-mb", "1"]
+    if bundled is not None and cache.cached_path(bundled) is not None:
+        spec, scale, server_args = str(cache.cached_path(bundled)), 4, ["--max-upload-mb", "1"]
     else:
         spec, scale, server_args = str(model_file), 2, ["--model", str(model_file), "--max-upload-mb", "1"]
     rng = np.random.default_rng(5)

@@ -31,7 +31,8 @@ def serve(host: str, port: int, model_spec: Optional[str], max_upload_mb: float,
     """
     import torch
 
-    from swinir.serve.app import WebApp, _is_loopback, make_server
+    from swinir.serve.app import WebApp
+    from swinir.serve.http import is_loopback, make_server
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -49,7 +50,7 @@ def serve(host: str, port: int, model_spec: Optional[str], max_upload_mb: float,
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     click.echo(f"SwinIR web app: {server.url}  (Ctrl-C stops it)")
     click.echo(f"temporary files: {app.workdir} (deleted on exit)")
-    if not _is_loopback(host):
+    if not is_loopback(host):
         click.echo(f"warning: listening on {host}: anyone who can reach this machine can use the app", err=True)
     sys.stdout.flush()
     try:

@@ -18,15 +18,15 @@ worker thread for the restorations), with a small page of our own under ``swinir
 * **Files** are only written inside one temporary folder, removed by :meth:`WebApp.close`.
 * **Safety**: requests whose ``Host`` is not the address the server listens on are refused (DNS
   rebinding), and every POST/DELETE needs an ``X-SwinIR`` header, which cross-site forms cannot
-  send without a CORS preflight that the server never grants.
+  send without a CORS preflight that the server never grants (:mod:`swinir.serve.http`).
+
+This module is the application (models, the job queue, the worker); :mod:`swinir.serve.http`
+puts it on the network.
 """
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
-import ipaddress
-import json
 import logging
 import queue
 import re
@@ -34,17 +34,15 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from swinir.core.errors import SwinIRError
+from swinir.core.tasks import level_kind
 
-__all__ = ["WebApp", "WebServer", "make_server", "TASK_LABELS", "RequestError"]
+__all__ = ["WebApp", "Job", "ModelOption", "TASK_LABELS", "RequestError", "megabytes", "safe_name"]
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +55,8 @@ TASK_LABELS = {
     "color_jpeg": "Remove JPEG artifacts (colour)",
     "gray_jpeg": "Remove JPEG artifacts (grayscale)",
 }
-_LEVEL_KIND = {"classical_sr": "scale", "lightweight_sr": "scale", "real_sr": "scale", "color_dn": "noise",
-               "gray_dn": "noise", "color_jpeg": "jpeg", "gray_jpeg": "jpeg"}
 _DEFAULT_LEVEL = {"scale": 4, "noise": 25, "jpeg": 40}
 MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".onnx")
-STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
-                "/index.html": ("index.html", "text/html; charset=utf-8"),
-                "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-                "/app.css": ("app.css", "text/css; charset=utf-8")}
-_CHUNK = 1 << 20
 
 
 class RequestError(SwinIRError):
@@ -80,11 +71,11 @@ class _Cancelled(Exception):
     """Raised inside a restoration when its job was cancelled or the app is stopping."""
 
 
-def _megabytes(size: float) -> str:
+def megabytes(size: float) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _safe_name(name: str, default: str = "image") -> str:
+def safe_name(name: str, default: str = "image") -> str:
     """A display/file name without folders or control characters (at most 120 characters)."""
     base = re.split(r"[\\/]", name or "")[-1]
     base = "".join(ch for ch in base if ch.isprintable() and ch not in '"<>|:*?').strip(" .")
@@ -150,7 +141,7 @@ def _describe_model(model: Any) -> tuple[Optional[str], int]:
     """(task, scale) of a loaded PyTorch or ONNX model."""
     task = getattr(model, "task", None)
     if task is None and isinstance(getattr(model, "config", None), dict) and "upsampler" in model.config:
-        from swinir.models.checkpoint import guess_task
+        from swinir.models.descriptor import guess_task
 
         task = guess_task(model.config)
     return task, int(getattr(model, "scale", 1))
@@ -207,7 +198,7 @@ class WebApp:
     # ---- models --------------------------------------------------------------------------------
     def _open(self, spec: str) -> Any:
         """The model for ``spec``, loaded once (only the most recent one is kept in memory)."""
-        from swinir.inference.batch import open_model
+        from swinir.models.selection import open_model
 
         with self._lock:
             model = self._models.get(spec)
@@ -254,7 +245,7 @@ class WebApp:
 
         tasks = []
         for task, label in TASK_LABELS.items():
-            kind = _LEVEL_KIND[task]
+            kind = (level_kind(task) or "scale")
             values = sorted({getattr(e, kind) for e in zoo.list_models(task) if getattr(e, kind) is not None})
             default = _DEFAULT_LEVEL[kind] if _DEFAULT_LEVEL[kind] in values else values[0]
             tasks.append({"id": task, "label": label, "level": kind, "values": values, "default": default})
@@ -267,7 +258,7 @@ class WebApp:
 
     def upload_model(self, filename: str, data: bytes) -> ModelOption:
         """Store an uploaded checkpoint in the temporary folder and check that it loads."""
-        name = _safe_name(filename, "model.pth")
+        name = safe_name(filename, "model.pth")
         suffix = Path(name).suffix.lower()
         if suffix not in MODEL_SUFFIXES:
             raise RequestError(f"{name}: not a model file; use {', '.join(MODEL_SUFFIXES)}")
@@ -289,7 +280,7 @@ class WebApp:
     def _resolve_model(self, params: dict[str, str]) -> tuple[ModelOption, str]:
         """The model option and the spec to open for a job request."""
         from swinir.core.errors import ZooError
-        from swinir.inference.batch import choose_model
+        from swinir.models.selection import choose_model
 
         wanted = params.get("model") or (self.cli_model.id if self.cli_model else "auto")
         if wanted != "auto":
@@ -301,7 +292,7 @@ class WebApp:
         task = params.get("task", "classical_sr")
         if task not in TASK_LABELS:
             raise RequestError(f"unknown task {task!r}")
-        kind = _LEVEL_KIND[task]
+        kind = (level_kind(task) or "scale")
         try:
             level = int(params.get("level", _DEFAULT_LEVEL[kind]))
         except ValueError:
@@ -321,7 +312,7 @@ class WebApp:
 
         if self._closed:
             raise RequestError("the app is stopping", HTTPStatus.SERVICE_UNAVAILABLE)
-        name = _safe_name(filename)
+        name = safe_name(filename)
         try:
             image = decode_image(data, path=name)
         except SwinIRError as exc:
@@ -475,218 +466,3 @@ class WebApp:
         with self._lock:
             self._models.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------------------------
-# HTTP
-# --------------------------------------------------------------------------------------------
-def _static(name: str) -> bytes:
-    return (resources.files("swinir.serve") / "web" / name).read_bytes()
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: WebServer
-    protocol_version = "HTTP/1.1"
-    server_version = "swinir"
-
-    # ---- plumbing ------------------------------------------------------------------------------
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: Optional[dict[str, str]] = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, data: Any, status: int = HTTPStatus.OK) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json")
-
-    def _error(self, status: int, message: str, *, close: bool = False) -> None:
-        if close:
-            self.close_connection = True
-        self._send(status, json.dumps({"error": message}).encode(), "application/json",
-                   {"Connection": "close"} if close else None)
-
-    def _file(self, path: Path, content_type: str, download: Optional[str] = None) -> None:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise RequestError("the file is gone (the job was removed)", HTTPStatus.NOT_FOUND) from None
-        headers = {}
-        if download:
-            ascii_name = download.encode("ascii", "replace").decode().replace("?", "_")
-            headers["Content-Disposition"] = (f"attachment; filename=\"{ascii_name}\"; "
-                                              f"filename*=UTF-8''{urllib.parse.quote(download)}")
-        self._send(HTTPStatus.OK, data, content_type, headers)
-
-    def _host_allowed(self) -> bool:
-        """Refuse other Host names when listening on loopback (protects against DNS rebinding)."""
-        if not _is_loopback(self.server.host):
-            return True
-        host = self.headers.get("Host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return _is_loopback(name.strip("[]"))
-
-    def _body(self, limit: int, what: str, filename: str) -> bytes:
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            raise RequestError("the upload has no Content-Length", HTTPStatus.LENGTH_REQUIRED)
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise RequestError("invalid Content-Length") from None
-        if length > limit:
-            self._drain(length)
-            flag = "--max-upload-mb" if what == "image" else "--max-model-mb"
-            raise RequestError(f"{filename} is {_megabytes(length)}; the limit for an {what} is "
-                               f"{_megabytes(limit)} (start the app with {flag} to change it)",
-                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        if length == 0:
-            raise RequestError(f"{filename} is empty")
-        chunks, left = [], length
-        while left:
-            chunk = self.rfile.read(min(_CHUNK, left))
-            if not chunk:
-                raise RequestError("the upload was interrupted")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-
-    def _drain(self, length: int) -> None:
-        """Read and drop a refused body (up to 256 MB) so the browser receives our answer."""
-        if length > 256_000_000:
-            self.close_connection = True
-            return
-        left = length
-        with contextlib.suppress(OSError):
-            while left:
-                chunk = self.rfile.read(min(_CHUNK, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-
-    # ---- routing -------------------------------------------------------------------------------
-    def _dispatch(self, method: str) -> None:
-        try:
-            if not self._host_allowed():
-                raise RequestError("unexpected Host header", HTTPStatus.FORBIDDEN)
-            url = urllib.parse.urlsplit(self.path)
-            params = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
-            if method in ("POST", "DELETE") and self.headers.get("X-SwinIR") != "1":
-                raise RequestError("missing X-SwinIR header", HTTPStatus.FORBIDDEN)
-            self._route(method, url.path, params)
-        except RequestError as exc:
-            self._error(exc.status, str(exc), close=self.close_connection)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as exc:
-            log.warning("%s %s failed", method, self.path, exc_info=True)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
-
-    def _route(self, method: str, path: str, params: dict[str, str]) -> None:
-        app = self.server.app
-        if method in ("GET", "HEAD") and path in STATIC_FILES:
-            name, content_type = STATIC_FILES[path]
-            self._send(HTTPStatus.OK, _static(name), content_type,
-                       {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:"})
-            return
-        if method == "GET" and path == "/api/config":
-            self._json(app.config())
-            return
-        if method == "GET" and path == "/api/jobs":
-            self._json([app.job_payload(job) for job in app.jobs()])
-            return
-        if method == "POST" and path == "/api/jobs":
-            name = _safe_name(params.get("name", "image"))
-            job = app.submit(name, self._body(app.max_upload, "image", name), params)
-            self._json(app.job_payload(job), HTTPStatus.ACCEPTED)
-            return
-        if method == "POST" and path == "/api/models":
-            name = _safe_name(params.get("name", "model.pth"), "model.pth")
-            option = app.upload_model(name, self._body(app.max_model, "model", name))
-            self._json(option.public(), HTTPStatus.CREATED)
-            return
-        match = re.fullmatch(r"/api/jobs/([0-9a-f]{16})(?:/(input\.png|result\.png|download))?", path)
-        if match:
-            job = app.job(match.group(1))
-            part = match.group(2)
-            if method == "DELETE" and part is None:
-                self._json(app.job_payload(app.cancel(job.id)))
-            elif method in ("GET", "HEAD") and part is None:
-                self._json(app.job_payload(job))
-            elif method in ("GET", "HEAD") and part == "input.png":
-                self._file(job.preview_path, "image/png")
-            elif method in ("GET", "HEAD") and job.state != "done":
-                raise RequestError(f"{job.name} is not restored yet ({job.state})", HTTPStatus.CONFLICT)
-            elif method in ("GET", "HEAD"):
-                self._file(job.result_path, "image/png", job.download_name if part == "download" else None)
-            else:
-                raise RequestError("method not allowed", HTTPStatus.METHOD_NOT_ALLOWED)
-            return
-        raise RequestError("not found", HTTPStatus.NOT_FOUND)
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-
-class WebServer(ThreadingHTTPServer):
-    """:class:`ThreadingHTTPServer` serving one :class:`WebApp` (one thread per connection)."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 32
-
-    def __init__(self, app: WebApp, host: str, port: int) -> None:
-        import socket
-
-        self.app = app
-        self.host = host
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        super().__init__((host, port), _Handler)
-
-    @property
-    def url(self) -> str:
-        """``http://host:port/`` with the actual port (also when 0 was asked for)."""
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else host
-        return f"http://{shown}:{port}/"
-
-
-def make_server(app: WebApp, host: str = "127.0.0.1", port: int = 7860) -> WebServer:
-    """Bind the app's server (``port=0``: any free port).
-
-    Raises:
-        SwinIRError: the address cannot be bound (port in use, unknown host).
-    """
-    try:
-        return WebServer(app, host, port)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise SwinIRError(f"cannot listen on {host}:{port}: {reason} (choose another --port or --host)") from None
