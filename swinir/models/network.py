@@ -18,8 +18,10 @@ gathered position biases) are computed once per window geometry and cached, neve
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -220,6 +222,31 @@ def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
     return x * x.new_empty(shape).bernoulli_(keep).div_(keep)
 
 
+@contextlib.contextmanager
+def derived_tensors() -> Iterator[None]:
+    """Create cached tensors here: normal tensors (never inference tensors) without autograd.
+
+    Tensors created inside ``torch.inference_mode()`` cannot be saved for backward nor have a
+    version counter, so a cache filled there would break a later call with autograd on.  Inside
+    this block they are ordinary constants, valid in every grad mode.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        yield
+
+
+def outside_inference_mode(method: Callable) -> Callable:
+    """Run ``method`` with inference mode off, so parameters and buffers it creates are normal
+    tensors: a model built, loaded or cast inside ``torch.inference_mode()`` can later be trained
+    or run with autograd (inference tensors would refuse to be saved for backward)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode(False):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 def _keep_derived_buffer(module: nn.Module, name: str, state_dict: dict, prefix: str) -> None:
     """Make ``load_state_dict`` keep a buffer that is derived from the geometry.
 
@@ -277,7 +304,7 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self._bias_cache: tuple[tuple, Tensor] | None = None
+        self._bias_cache: tuple[Tensor, Tensor] | None = None  # (table snapshot, gathered bias)
         #: fused scaled-dot-product attention (faster, measured in benchmarks/); False gives the
         #: step-by-step computation of the official code
         self.fused = True
@@ -285,15 +312,21 @@ class WindowAttention(nn.Module):
     def relative_position_bias(self) -> Tensor:
         """The bias table gathered for every (query, key) pair: ``(nH, N, N)``.
 
-        Without autograd (inference) the gather is cached until the table changes.
+        When no gradient is needed (inference) the gather is cached.  The cache is valid for any
+        grad mode and checked against the table's *content* on every call, so it follows in-place
+        changes, ``load_state_dict``, replaced parameters and casts, and it works on inference
+        tensors (which have no version counter); see :func:`derived_tensors`.
         """
         table = self.relative_position_bias_table
         if torch.is_grad_enabled() and table.requires_grad:
             return self._gather_bias(table)
-        key = (table.data_ptr(), table._version, table.dtype, table.device)
-        if self._bias_cache is None or self._bias_cache[0] != key:
-            self._bias_cache = (key, self._gather_bias(table).detach())
-        return self._bias_cache[1]
+        cache = self._bias_cache
+        if (cache is None or cache[0].dtype != table.dtype or cache[0].device != table.device
+                or not torch.equal(cache[0], table)):
+            with derived_tensors():
+                cache = (table.detach().clone(), self._gather_bias(table.detach()))
+            self._bias_cache = cache
+        return cache[1]
 
     def _gather_bias(self, table: Tensor) -> Tensor:
         n = self.window_size**2
@@ -587,6 +620,7 @@ class SwinIR(nn.Module):
     ``(N, in_chans, H·s, W·s)`` with ``s = upscale / unshuffle``.
     """
 
+    @outside_inference_mode
     def __init__(
         self,
         img_size: int | Sequence[int] = 64,
@@ -698,6 +732,20 @@ class SwinIR(nn.Module):
         #: see :mod:`swinir.models.onnx_export`.  Off for normal use (the cached path is faster).
         self.traceable = False
 
+    @outside_inference_mode
+    def _apply(self, fn, recurse=True):
+        """``to()``, ``half()``, ``cuda()`` ... create normal tensors even inside inference mode."""
+        return super()._apply(fn, recurse)
+
+    @outside_inference_mode
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """``nn.Module.load_state_dict``; with ``assign=True`` inference tensors from the state dict
+        are copied into normal ones (see :func:`outside_inference_mode`)."""
+        if assign:
+            state_dict = {k: v.clone() if isinstance(v, Tensor) and v.is_inference() else v
+                          for k, v in state_dict.items()}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
@@ -736,7 +784,8 @@ class SwinIR(nn.Module):
         if geometry is None:
             if len(self._geometry_cache) >= 8:  # a few sizes (tiles, edges) at a time is plenty
                 self._geometry_cache.pop(next(iter(self._geometry_cache)))
-            geometry = ShiftedWindows.build(x_size, ws, shift, device, dtype)
+            with derived_tensors():
+                geometry = ShiftedWindows.build(x_size, ws, shift, device, dtype)
             self._geometry_cache[key] = geometry
         return geometry
 
