@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import swinir  # noqa: E402
-from swinir import SwinIR  # noqa: E402
+from swinir.models.network import SwinIR  # noqa: E402
 
 SHARED = Path(os.environ.get("SWINIR_SHARED", HERE.parent.parent / "shared"))
 CASES = {
@@ -83,7 +83,8 @@ def cpu_features() -> str:
     except OSError:
         pass
     have = [f for f in CPU_FLAGS if f in flags]
-    return f"CPU flags: {' '.join(have) or 'none of ' + ' '.join(CPU_FLAGS)}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"CPU flags: {' '.join(have) or 'none of ' + ' '.join(CPU_FLAGS)}; torch CPU capability {capability}"
 
 
 def machine() -> str:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from swinir import load_model, save_model
-from swinir.network import SwinIR
+from swinir.models.network import SwinIR
 
 MODES = {"inference": torch.inference_mode, "no_grad": torch.no_grad, "grad": torch.enable_grad}
 SIZES = [(12, 12), (9, 14)]  # a cached geometry and one needing padding
