@@ -123,7 +123,7 @@ def test_missing_folder_fails_before_work(images: Path, tmp_path: Path) -> None:
         cfg(images, **{"val.folder": str(tmp_path / "missing")})
     result = CliRunner().invoke(cli, ["train", str(REPO_ROOT / "configs/smoke.yaml"), "--set", "data.train=/nonexistent",
                                       "--run-dir", str(tmp_path / "run")])
-    assert result.exit_code != 0 and "folder not found" in str(result.exception or result.output)
+    assert result.exit_code == 2 and "folder not found" in result.output
     assert not (tmp_path / "run").exists()
 
 

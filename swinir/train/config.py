@@ -30,13 +30,13 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from swinir.core.errors import ConfigError
+from swinir.core.errors import ConfigError, ZooError
+from swinir.core.tasks import is_sr
 from swinir.degradations.realistic import DegradationConfig  # BSRGAN / Real-ESRGAN degradations (swinir/realistic.py)
+from swinir.models.zoo import get_entry
 from swinir.train.gan import GANConfig  # the GAN stage of real-world SR (swinir/gan.py, docs/realsr.md)
 
 __all__ = [
-    "TRAIN_TASKS",
-    "SR_TASKS",
     "ModelConfig",
     "DataConfig",
     "TrainConfig",
@@ -48,8 +48,6 @@ __all__ = [
     "config_to_dict",
 ]
 
-SR_TASKS = ("classical_sr", "lightweight_sr", "real_sr")
-TRAIN_TASKS = SR_TASKS + ("gray_dn", "color_dn", "gray_jpeg", "color_jpeg")
 Task = Literal["classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn", "gray_jpeg", "color_jpeg"]
 
 
@@ -184,7 +182,7 @@ class Config:
     @property
     def is_sr(self) -> bool:
         """True for super-resolution tasks."""
-        return self.task in SR_TASKS
+        return is_sr(self.task)
 
     @property
     def primary_metric(self) -> str:
@@ -321,6 +319,16 @@ def _check_range(key: str, value: list, kind: str) -> None:
 
 
 def _check_values(c: Config) -> None:
+    """Every cross-field rule of a loaded config; the first broken one raises :class:`ConfigError`."""
+    _check_counts(c)
+    _check_architecture(c)
+    _check_task_shape(c)
+    _check_levels(c)
+    _check_optimiser(c.train)
+    _check_sources(c)
+
+
+def _check_counts(c: Config) -> None:
     m, d, t, v = c.model, c.data, c.train, c.val
     positive = {
         "model.in_chans": m.in_chans, "model.img_size": m.img_size, "model.window_size": m.window_size,
@@ -334,6 +342,10 @@ def _check_values(c: Config) -> None:
             raise ConfigError(f"config: {key} must be at least 1, got {value}")
     if d.num_workers < 0 or v.max_images < 0 or t.warmup < 0 or t.threads < 0:
         raise ConfigError("config: data.num_workers, val.max_images, train.warmup and train.threads must be >= 0")
+
+
+def _check_architecture(c: Config) -> None:
+    m = c.model
     if m.in_chans not in (1, 3):
         raise ConfigError(f"config: model.in_chans must be 1 (gray) or 3 (colour), got {m.in_chans}")
     if not m.depths or len(m.depths) != len(m.num_heads):
@@ -343,6 +355,11 @@ def _check_values(c: Config) -> None:
     gray = c.task.startswith("gray_")
     if (m.in_chans == 1) != gray:
         raise ConfigError(f"config: task {c.task} needs model.in_chans: {1 if gray else 3}, got {m.in_chans}")
+
+
+def _check_task_shape(c: Config) -> None:
+    """Upsampler and scale agree with the task (SR or same-size restoration)."""
+    m, d = c.model, c.data
     if c.is_sr:
         if not m.upsampler:
             raise ConfigError(f"config: task {c.task} needs model.upsampler (pixelshuffle or pixelshuffledirect)")
@@ -355,6 +372,11 @@ def _check_values(c: Config) -> None:
             raise ConfigError(f"config: task {c.task} needs model.upsampler: '' (no upsampling), got {m.upsampler!r}")
         if d.scale != 1 or d.train_lq:
             raise ConfigError(f"config: task {c.task} needs data.scale: 1 and no data.train_lq")
+
+
+def _check_levels(c: Config) -> None:
+    """``data.noise`` for denoising only, ``data.jpeg`` for JPEG tasks only, each a valid range."""
+    d = c.data
     if c.task.endswith("_dn"):
         if d.noise is None:
             raise ConfigError(f"config: task {c.task} needs data.noise (a sigma or [low, high])")
@@ -371,6 +393,9 @@ def _check_values(c: Config) -> None:
             raise ConfigError(f"config: data.jpeg qualities must be in 1..100, got {d.jpeg}")
     elif d.jpeg is not None:
         raise ConfigError(f"config: data.jpeg is only for JPEG tasks, not {c.task}")
+
+
+def _check_optimiser(t: TrainConfig) -> None:
     if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):
         raise ConfigError(f"config: train.betas must be two numbers in [0, 1), got {t.betas}")
     if t.lr <= 0:
@@ -383,7 +408,12 @@ def _check_values(c: Config) -> None:
         raise ConfigError("config: train.charbonnier_eps must be > 0 and train.grad_clip >= 0")
     if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
         raise ConfigError(f"config: train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
-    if v.lq and not v.folder:
+
+
+def _check_sources(c: Config) -> None:
+    """Where the pairs come from: validation folders, synthetic degradations, the GAN stage."""
+    d = c.data
+    if c.val.lq and not c.val.folder:
         raise ConfigError("config: val.lq needs val.folder (the clean images)")
     if d.degradation is not None:
         if c.task != "real_sr" or d.train_lq:
@@ -478,9 +508,6 @@ def _check_init(init: str, bases: list[Path]) -> None:
         for base in bases:
             if (base / path).is_file():
                 return
-    from swinir.core.errors import ZooError
-    from swinir.models.zoo import get_entry
-
     try:
         get_entry(init)
     except ZooError as exc:
