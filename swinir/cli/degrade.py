@@ -32,7 +32,8 @@ def load_degradation_config(path: Path) -> tuple[Any, Optional[int]]:
 
     from swinir.core.errors import ConfigError
     from swinir.degradations.realistic import DegradationConfig
-    from swinir.train.config import _from_dict, load_config
+    from swinir.train.config import load_config
+    from swinir.train.schema import from_dict
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -46,7 +47,7 @@ def load_degradation_config(path: Path) -> tuple[Any, Optional[int]]:
             raise ConfigError(f"--config: '{path}' has no data.degradation section")
         return config.data.degradation, config.data.scale
     section = raw.get("degradation", raw)
-    result = _from_dict(DegradationConfig, section, "degradation.")
+    result = from_dict(DegradationConfig, section, "degradation.")
     result.check("degradation")
     return result, None
 

@@ -10,7 +10,7 @@ A config file has five sections besides a few top-level keys::
     data: {...}                   # training images, degradation, patches, batches
     train: {...}                  # optimisation, loss, EMA, precision, logging, checkpoints
     val: {...}                    # validation folder and interval
-    gan: {...}                    # optional: the GAN stage of real-world SR (swinir.train.gan.GANConfig)
+    gan: {...}                    # optional: the GAN stage of real-world SR (swinir.train.gan_config.GANConfig)
 
 Every key is validated when the file is loaded: unknown keys (with the closest known names
 suggested), wrong types, impossible combinations and missing folders raise a one-line
@@ -20,13 +20,10 @@ suggested), wrong types, impossible combinations and missing folders raise a one
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
 import yaml
 
@@ -34,7 +31,8 @@ from swinir.core.errors import ConfigError, ZooError
 from swinir.core.tasks import is_sr
 from swinir.degradations.realistic import DegradationConfig  # BSRGAN / Real-ESRGAN degradations (swinir/realistic.py)
 from swinir.models.zoo import get_entry
-from swinir.train.gan import GANConfig  # the GAN stage of real-world SR (swinir/gan.py, docs/realsr.md)
+from swinir.train.gan_config import GANConfig  # the GAN stage of real-world SR (docs/realsr.md)
+from swinir.train.schema import from_dict
 
 __all__ = [
     "ModelConfig",
@@ -194,111 +192,11 @@ class Config:
         return Path(self.run_dir) if self.run_dir else Path("runs") / self.name
 
 
-# --------------------------------------------------------------------------------------------
-# Type checking
-# --------------------------------------------------------------------------------------------
-def _type_name(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(hint))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(hint)[0])}"
-    if hint is type(None):
-        return "null"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.replace("_", ""))
-        except ValueError:
-            return None
-    return None
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check ``value`` against ``hint`` (and convert numeric strings); raise :class:`ConfigError`."""
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config: {key} must be a mapping, got {value!r}")
-        return _from_dict(hint, value, key + ".")
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                    raise  # an optional section: report the problem inside it
-                continue
-        raise ConfigError(f"config: {key} must be {_type_name(hint)}, got {value!r}")
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value is None and "" in choices:
-            value = ""
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            hint_text = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"config: {key} must be one of {_type_name(hint)}, got {value!r}{hint_text}")
-        return value
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            value = [value]  # a single value where a list is allowed (folders, noise levels)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config: {key} must be {_type_name(hint)}, got {value!r}")
-        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config: {key} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        number = _number(value)
-        if number is None or not number.is_integer():
-            raise ConfigError(f"config: {key} must be an integer, got {value!r}")
-        return int(number)
-    if hint is float:
-        number = _number(value)
-        if number is None:
-            raise ConfigError(f"config: {key} must be a number, got {value!r}")
-        return number
-    if hint is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"config: {key} must be a string, got {value!r}")
-        return str(value)
-    raise TypeError(f"unsupported config type {hint!r} for {key}")  # pragma: no cover
-
-
-def _from_dict(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=2, cutoff=0.5)
-            hint = " (did you mean " + " or ".join(repr(prefix + c) for c in close) + "?)" if close else ""
-            raise ConfigError(f"config: unknown key {prefix + str(key)!r}{hint}")
-        values[key] = _coerce(value, hints[key], prefix + key)
-    return cls(**values)
-
-
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from plain data (no folder checks)."""
     if not isinstance(raw, dict):
         raise ConfigError("config: the file must hold a mapping of keys to values")
-    config = _from_dict(Config, raw)
+    config = from_dict(Config, raw)
     _check_values(config)
     return config
 

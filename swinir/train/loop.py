@@ -115,8 +115,8 @@ def learning_rate(config: Config, iteration: int) -> float:
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * model`` for every parameter; buffers are copied."""
-    e_params = [p for p in ema.parameters()]
-    m_params = [p.detach() for p in model.parameters()]
+    e_params: list[Tensor] = list(ema.parameters())
+    m_params: list[Tensor] = [p.detach() for p in model.parameters()]
     if decay == 0.0:
         torch._foreach_copy_(e_params, m_params)
     else:
@@ -193,7 +193,11 @@ class _Trainer:
         self.run_dir = run_dir
         self.dist, self.device = init_distributed(config.train.device)
         self._check_setup()
-        self.state = self._resume_state() if resume else self._fresh_start()
+        self.state: Optional[dict[str, Any]] = None
+        if resume:
+            self.state = self._resume_state()
+        else:
+            self._fresh_start()
         seed_everything(config.seed)
         self._build()
         self.iteration = 0
@@ -451,16 +455,17 @@ class _Trainer:
         c = self.config
         scores = validate(self.ema, images, self.val_protocol, device=self.device)
         metric = c.primary_metric if c.primary_metric in scores else "psnr"
-        improved = self.best is None or scores[metric] > self.best["value"]
-        if improved:
-            self.best = {"metric": metric, "value": scores[metric], "iteration": self.iteration, "scores": scores}
+        best = self.best
+        if best is None or scores[metric] > best["value"]:
+            best = self.best = {"metric": metric, "value": scores[metric], "iteration": self.iteration,
+                                "scores": scores}
             save_model(self.model, self.run_dir / "model_best.pth", ema=self.ema)
-            atomic_write_bytes(self.run_dir / "best.json", json.dumps(self.best, indent=2).encode(), fsync=False)
-        runlog.write({"iteration": self.iteration, "val": scores, "best": self.best})
+            atomic_write_bytes(self.run_dir / "best.json", json.dumps(best, indent=2).encode(), fsync=False)
+        runlog.write({"iteration": self.iteration, "val": scores, "best": best})
         result.val.append((self.iteration, scores))
         log.info("iteration %d: %s (best %s %.4f at %d)", self.iteration,
                  ", ".join(f"{k} {v:.4f}" for k, v in scores.items()),
-                 self.best["metric"], self.best["value"], self.best["iteration"])
+                 best["metric"], best["value"], best["iteration"])
 
     def close(self) -> None:
         self.dist.close()
