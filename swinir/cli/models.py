@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -13,7 +14,7 @@ def models(task: str | None, as_json: bool) -> None:
     """List the model zoo: name, task, level, parameters, and whether it is available offline."""
     from swinir.models import cache, zoo
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in zoo.list_models(task):
         level = f"x{entry.scale}" if entry.scale > 1 else f"sigma{entry.noise}" if entry.noise else f"q{entry.jpeg}"
         status = "bundled" if entry.bundled else ("cached" if cache.cached_path(entry) else "download")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 
@@ -129,7 +129,7 @@ def choose_model(
     )
 
 
-def open_model(spec: PathLike, device: Any = "cpu", precision: str = "fp32") -> torch.nn.Module:
+def open_model(spec: PathLike, device: Any = "cpu", precision: str = "fp32") -> Union[torch.nn.Module, OnnxModel]:
     """Load the model named by ``spec`` on ``device``.
 
     ``spec`` is a zoo name (downloaded into the cache on first use) or a checkpoint path

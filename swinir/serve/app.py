@@ -245,7 +245,7 @@ class WebApp:
 
         tasks = []
         for task, label in TASK_LABELS.items():
-            kind = (level_kind(task) or "scale")
+            kind = level_kind(task) or "scale"
             values = sorted({getattr(e, kind) for e in zoo.list_models(task) if getattr(e, kind) is not None})
             default = _DEFAULT_LEVEL[kind] if _DEFAULT_LEVEL[kind] in values else values[0]
             tasks.append({"id": task, "label": label, "level": kind, "values": values, "default": default})
@@ -292,13 +292,14 @@ class WebApp:
         task = params.get("task", "classical_sr")
         if task not in TASK_LABELS:
             raise RequestError(f"unknown task {task!r}")
-        kind = (level_kind(task) or "scale")
+        kind = level_kind(task) or "scale"
         try:
             level = int(params.get("level", _DEFAULT_LEVEL[kind]))
         except ValueError:
             raise RequestError(f"the level must be a number, got {params.get('level')!r}") from None
         try:
-            choice = choose_model(task, **{kind: level})
+            choice = choose_model(task, scale=level if kind == "scale" else None,
+                                  noise=level if kind == "noise" else None, jpeg=level if kind == "jpeg" else None)
         except ZooError as exc:
             raise RequestError(str(exc)) from None
         option = ModelOption("auto", choice.name, "auto", task, level if kind == "scale" else 1,

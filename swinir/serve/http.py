@@ -230,7 +230,8 @@ class WebServer(ThreadingHTTPServer):
     def url(self) -> str:
         """``http://host:port/`` with the actual port (also when 0 was asked for)."""
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else host
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{text}]" if ":" in text else text
         return f"http://{shown}:{port}/"
 
 
