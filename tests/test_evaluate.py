@@ -22,6 +22,7 @@ from swinir.eval import paper
 from swinir.eval import protocol as ev
 from swinir.eval.metrics import psnr
 from swinir.image import read_image, write_image
+from swinir.models.descriptor import attach, from_arguments
 from swinir.models.network import SwinIR
 
 TINY = dict(embed_dim=12, depths=[1], num_heads=[2], mlp_ratio=2.0, img_size=16)
@@ -298,7 +299,8 @@ def _fake_loader(fail: set[str]):
         entry = zoo.get_entry(name)
         kwargs = {**entry.model_kwargs(), **TINY}
         torch.manual_seed(0)
-        return SwinIR(**kwargs).eval()
+        facts = {"task": entry.task, "noise": entry.noise, "jpeg": entry.jpeg, "name": entry.name}
+        return attach(SwinIR(**kwargs).eval(), from_arguments(kwargs, **facts))
 
     return load
 

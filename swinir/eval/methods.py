@@ -10,12 +10,19 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+import torch
 
+from swinir.core.device import select_device
 from swinir.core.errors import SwinIRError
 from swinir.core.tasks import DN_TASKS, JPEG_TASKS, SR_TASKS, normalise_task
 from swinir.core.types import PathLike
 from swinir.eval.dataset import is_gray_file
 from swinir.eval.protocol import Protocol, to_uint8
+from swinir.image.imresize import imresize
+from swinir.inference.restorer import Restorer
+from swinir.models.checkpoint import load_model
+from swinir.models.descriptor import ModelDescriptor, describe
+from swinir.models.selection import choose_model
 
 __all__ = [
     "BASELINES",
@@ -77,8 +84,6 @@ class ModelMethod(Method):
         padding: str = "paper",
         progress: Optional[Callable[[int, int], None]] = None,
     ) -> None:
-        from swinir.inference.restorer import Restorer
-
         self.model = model
         self.name = name or type(model).__name__
         self.restorer = Restorer(
@@ -106,8 +111,6 @@ class ModelMethod(Method):
         return dict(self._settings)
 
     def __call__(self, lq: np.ndarray, protocol: Protocol) -> np.ndarray:
-        import torch
-
         if self.scale != protocol.scale:
             raise SwinIRError(f"{self.name} upscales x{self.scale}, the protocol is {protocol.describe()}")
         arr = lq.astype(np.float32) / np.float32(255.0) if lq.dtype == np.uint8 else lq.astype(np.float32)
@@ -131,8 +134,6 @@ class BicubicMethod(Method):
     name = "bicubic"
 
     def __call__(self, lq: np.ndarray, protocol: Protocol) -> np.ndarray:
-        from swinir.image.imresize import imresize
-
         if not protocol.is_sr:
             raise SwinIRError(f"--model bicubic is the SR baseline; for {protocol.task} use "
                               f"--model {'noisy' if protocol.task in DN_TASKS else 'jpeg'}")
@@ -158,43 +159,16 @@ class InputMethod(Method):
 
 def load_checkpoint(source: str, device: Any = "cpu") -> Any:
     """Load a checkpoint or zoo model for evaluation (a seam that tests replace)."""
-    from swinir.inference.restorer import select_device
-    from swinir.models.checkpoint import load_model
-
     return load_model(source, device=select_device(device))
 
 
-def _zoo_levels(source: str) -> dict[str, Any]:
-    """Task facts of an official name or file name (``{}`` when it is not one)."""
-    from swinir.core.errors import ZooError
-    from swinir.models import zoo
-
-    for candidate in (source, Path(source).name):
-        try:
-            entry = zoo.get_entry(candidate)
-        except ZooError:
-            continue
-        return {"task": entry.task, "scale": entry.scale, "noise": entry.noise, "jpeg": entry.jpeg,
-                "name": entry.name}
-    return {}
-
-
 def _default_model(task: str, scale: Optional[int], noise: Optional[float], jpeg: Optional[int]) -> str:
-    """The best checkpoint available offline for the protocol (a path)."""
+    """The best checkpoint available offline for the protocol (as `swinir restore` picks it)."""
     noise_int = int(noise) if noise is not None else None
-    try:
-        from swinir.models.selection import choose_model
-    except ImportError:  # pragma: no cover - batch is part of the restore command
-        choose_model = None
-    if choose_model is not None:
-        choice = choose_model(task, scale if task in SR_TASKS else None, noise_int, jpeg)
-        if choice.notice:
-            log.warning("%s", choice.notice)
-        return choice.spec
-    from swinir.models import cache, zoo  # pragma: no cover
-
-    entry = zoo.find_model(task, scale if task in SR_TASKS else None, noise_int, jpeg)  # pragma: no cover
-    return str(cache.fetch(entry))  # pragma: no cover
+    choice = choose_model(task, scale if task in SR_TASKS else None, noise_int, jpeg)
+    if choice.notice:
+        log.warning("%s", choice.notice)
+    return choice.spec
 
 
 def open_method(
@@ -213,7 +187,7 @@ def open_method(
     ``model`` is a checkpoint path, a zoo name, ``bicubic``, ``noisy``, ``jpeg`` or None (the
     best model available offline for ``task``: classical SR x4 when nothing is given, colour
     denoising / JPEG when only ``noise`` / ``jpeg`` is).  For a network, the task and scale default to
-    what the model was trained for (:func:`swinir.models.descriptor.guess_task`, ``model.scale``), and the
+    what the model was trained for (its :class:`~swinir.models.descriptor.ModelDescriptor`), and the
     noise level / JPEG quality of official models to the one in their name.  For ``noisy`` and
     ``jpeg`` without ``task``, gray or colour follows ``sample_image``.
 
@@ -231,10 +205,11 @@ def open_method(
         if task in SR_TASKS and scale is None:
             scale = 4
         model = _default_model(task, scale, noise, jpeg)
-    facts = _zoo_levels(model)
     net = load_checkpoint(model, method_options.get("device") or "cpu")
-    protocol = _model_protocol(model, net, facts, task, scale, noise, jpeg, y_rounding)
-    name = facts.get("name") or (Path(model).name if os.sep in model or Path(model).exists() else model)
+    described = describe(net)
+    protocol = _model_protocol(model, described, task, scale, noise, jpeg, y_rounding)
+    origin = described.name or model
+    name = Path(origin).name if os.sep in origin or Path(origin).exists() else origin
     method = ModelMethod(net, name=name, **method_options)
     expected = 1 if protocol.gray else 3
     if method.in_chans != expected:
@@ -270,8 +245,7 @@ def _baseline_method(
 
 def _model_protocol(
     model: str,
-    net: Any,
-    facts: dict[str, Any],
+    described: ModelDescriptor,
     task: Optional[str],
     scale: Optional[int],
     noise: Optional[float],
@@ -279,12 +253,8 @@ def _model_protocol(
     y_rounding: bool,
 ) -> Protocol:
     """The protocol for a loaded network: the options, defaulting to what the model was trained for."""
-    from swinir.models.descriptor import guess_task
-
-    config = dict(getattr(net, "config", {}) or {})
-    model_task = facts.get("task") or guess_task(config)
-    model_scale = int(getattr(net, "scale", config.get("upscale", 1)))
-    task = task or model_task
+    model_scale = described.scale
+    task = task or described.task
     if task in SR_TASKS:
         if scale is not None and int(scale) != model_scale:
             raise SwinIRError(f"{model} upscales x{model_scale}; it cannot be evaluated at --scale {scale}")
@@ -292,11 +262,11 @@ def _model_protocol(
     elif model_scale != 1:
         raise SwinIRError(f"{model} upscales x{model_scale}; it is not a {task} model")
     if task in DN_TASKS and noise is None:
-        noise = facts.get("noise")
+        noise = described.noise
         if noise is None:
             raise SwinIRError(f"give --noise for {model} (the noise level it is evaluated at)")
     if task in JPEG_TASKS and jpeg is None:
-        jpeg = facts.get("jpeg")
+        jpeg = described.jpeg
         if jpeg is None:
             raise SwinIRError(f"give --jpeg for {model} (the JPEG quality it is evaluated at)")
     return Protocol(task, scale if task in SR_TASKS else None, noise if task in DN_TASKS else None,
