@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from swinir.core.errors import ConfigError
 from swinir.core.files import atomic_path
+from swinir.core.types import PathLike
 from swinir.models import cache, zoo
 from swinir.models.checkpoint import read_checkpoint
 from swinir.models.network import SwinIR
@@ -114,7 +115,7 @@ def load_training_checkpoint(path: Path) -> dict[str, Any]:
     return obj
 
 
-def find_resume_checkpoint(run_dir: str | Path) -> Optional[tuple[Path, dict[str, Any]]]:
+def find_resume_checkpoint(run_dir: PathLike) -> Optional[tuple[Path, dict[str, Any]]]:
     """The newest checkpoint of ``run_dir`` that loads, with its contents; ``None`` if none does."""
     for _, path in reversed(checkpoint_files(Path(run_dir) / "checkpoints")):
         try:
@@ -173,7 +174,7 @@ def _init_source_path(source: str) -> Path:
     return Path(cache.fetch(zoo.get_entry(source)))
 
 
-def load_init_weights(model: SwinIR, source: str | Path | Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
+def load_init_weights(model: SwinIR, source: PathLike | Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
     """Copy every compatible tensor (same key and shape) of ``source`` into ``model``.
 
     ``source``: a zoo name, a checkpoint path or a state dict (wrappers unwrapped, EMA weights

@@ -29,6 +29,7 @@ import yaml
 
 from swinir.core.errors import ConfigError, ZooError
 from swinir.core.tasks import is_sr
+from swinir.core.types import PathLike
 from swinir.degradations.realistic import DegradationConfig  # BSRGAN / Real-ESRGAN degradations (swinir/realistic.py)
 from swinir.models.zoo import get_entry
 from swinir.train.gan_config import GANConfig  # the GAN stage of real-world SR (docs/realsr.md)
@@ -413,7 +414,7 @@ def _check_init(init: str, bases: list[Path]) -> None:
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None,
+    path: PathLike | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     *,
     raw: Optional[dict[str, Any]] = None,

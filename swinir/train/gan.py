@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from swinir.core.errors import ConfigError
+from swinir.core.types import PathLike
 from swinir.models.discriminator import UNetDiscriminatorSN
 from swinir.train.gan_config import GANConfig
 from swinir.train.losses import GANLoss, PerceptualLoss, VGG19Features
@@ -199,7 +200,7 @@ class GANStage:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 
-    def save_discriminator(self, path: str | os.PathLike[str]) -> Path:
+    def save_discriminator(self, path: PathLike) -> Path:
         """Write the discriminator's weights (atomically) for a later ``gan.d_init_weights``."""
         from swinir.core.files import atomic_path
 
@@ -208,7 +209,7 @@ class GANStage:
             torch.save({"discriminator": self.state_dict()["discriminator"]}, tmp)
         return dest
 
-    def load_discriminator(self, path: str | os.PathLike[str]) -> None:
+    def load_discriminator(self, path: PathLike) -> None:
         """Load discriminator weights written by :meth:`save_discriminator` (or a bare state dict)."""
         file = Path(os.path.expanduser(str(path)))
         if not file.is_file():

@@ -44,6 +44,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from swinir.core.errors import ConfigError, SwinIRError
 from swinir.core.files import atomic_write_bytes
+from swinir.core.types import PathLike
 from swinir.eval.methods import ModelMethod
 from swinir.eval.protocol import Protocol, measure
 from swinir.models.checkpoint import save_model
@@ -471,7 +472,7 @@ class _Trainer:
         self.dist.close()
 
 
-def train(config: Config, *, run_dir: str | Path | None = None, resume: bool = False) -> TrainResult:
+def train(config: Config, *, run_dir: PathLike | None = None, resume: bool = False) -> TrainResult:
     """Train a SwinIR model as ``config`` describes; see the module docstring for the outputs.
 
     Works in one process (CPU or one GPU) or under ``torchrun`` (DistributedDataParallel, NCCL on

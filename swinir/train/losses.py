@@ -25,13 +25,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from swinir.core.errors import SwinIRError
+from swinir.core.types import PathLike
 
 __all__ = [
     "VGG19_LAYERS",
@@ -78,7 +79,7 @@ class VGG19Features(nn.Module):
     The network is frozen (``requires_grad=False``) and stays in eval mode.
     """
 
-    def __init__(self, weights: Union[str, os.PathLike[str], None] = None, *, input_norm: bool = True) -> None:
+    def __init__(self, weights: Optional[PathLike] = None, *, input_norm: bool = True) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 3
@@ -131,7 +132,7 @@ class VGG19Features(nn.Module):
         return out
 
 
-def load_vgg19_weights(model: VGG19Features, path: Union[str, os.PathLike[str]]) -> None:
+def load_vgg19_weights(model: VGG19Features, path: PathLike) -> None:
     """Load a VGG19 state dict file into ``model`` (strict on the 32 ``features`` tensors).
 
     Accepts torchvision's full ``vgg19`` state dict (``classifier.*`` ignored), a features-only
@@ -177,7 +178,7 @@ class PerceptualLoss(nn.Module):
         input_norm: ImageNet normalisation of the [0, 1] inputs.
     """
 
-    def __init__(self, layer_weights: Mapping[str, float], weights: Union[str, os.PathLike[str], None] = None,
+    def __init__(self, layer_weights: Mapping[str, float], weights: Optional[PathLike] = None,
                  *, criterion: Literal["l1", "l2"] = "l1", input_norm: bool = True,
                  vgg: Optional[VGG19Features] = None) -> None:
         super().__init__()
