@@ -39,8 +39,15 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from swinir.core.errors import SwinIRError
+from swinir.core.device import select_device
+from swinir.core.errors import SwinIRError, ZooError
 from swinir.core.tasks import level_kind
+from swinir.image import decode_image, read_image, write_image
+from swinir.inference.batch import describe_failure, restore_image
+from swinir.inference.restorer import Restorer
+from swinir.models import cache, zoo
+from swinir.models.descriptor import guess_task
+from swinir.models.selection import choose_model, open_model
 
 __all__ = ["WebApp", "Job", "ModelOption", "TASK_LABELS", "RequestError", "megabytes", "safe_name"]
 
@@ -141,8 +148,6 @@ def _describe_model(model: Any) -> tuple[Optional[str], int]:
     """(task, scale) of a loaded PyTorch or ONNX model."""
     task = getattr(model, "task", None)
     if task is None and isinstance(getattr(model, "config", None), dict) and "upsampler" in model.config:
-        from swinir.models.descriptor import guess_task
-
         task = guess_task(model.config)
     return task, int(getattr(model, "scale", 1))
 
@@ -169,8 +174,6 @@ class WebApp:
         keep_jobs: int = 100,
         workdir_parent: Optional[Union[str, Path]] = None,
     ) -> None:
-        from swinir.inference.restorer import select_device
-
         if max_upload_mb <= 0 or max_model_mb <= 0:
             raise SwinIRError("upload limits must be positive")
         self.max_upload = int(max_upload_mb * 1e6)
@@ -198,8 +201,6 @@ class WebApp:
     # ---- models --------------------------------------------------------------------------------
     def _open(self, spec: str) -> Any:
         """The model for ``spec``, loaded once (only the most recent one is kept in memory)."""
-        from swinir.models.selection import open_model
-
         with self._lock:
             model = self._models.get(spec)
         if model is None:
@@ -220,8 +221,6 @@ class WebApp:
 
     def model_options(self) -> list[ModelOption]:
         """Every model the page can choose, ``auto`` first."""
-        from swinir.models import cache, zoo
-
         options = [ModelOption("auto", "Best available for the task and level", "auto")]
         if self.cli_model is not None:
             options.append(self.cli_model)
@@ -241,8 +240,6 @@ class WebApp:
 
     def config(self) -> dict[str, Any]:
         """What the page needs to build its form: tasks with levels, models, limits."""
-        from swinir.models import zoo
-
         tasks = []
         for task, label in TASK_LABELS.items():
             kind = level_kind(task) or "scale"
@@ -279,9 +276,6 @@ class WebApp:
     # ---- jobs ------------------------------------------------------------------------------------
     def _resolve_model(self, params: dict[str, str]) -> tuple[ModelOption, str]:
         """The model option and the spec to open for a job request."""
-        from swinir.core.errors import ZooError
-        from swinir.models.selection import choose_model
-
         wanted = params.get("model") or (self.cli_model.id if self.cli_model else "auto")
         if wanted != "auto":
             for option in self.model_options():
@@ -309,8 +303,6 @@ class WebApp:
     def submit(self, filename: str, data: bytes, params: dict[str, str]) -> Job:
         """Queue ``data`` (an encoded image) for restoration with the settings in ``params``
         (``task``, ``level``, ``model``, ``tile``, ``ensemble``)."""
-        from swinir.image import decode_image, write_image
-
         if self._closed:
             raise RequestError("the app is stopping", HTTPStatus.SERVICE_UNAVAILABLE)
         name = safe_name(filename)
@@ -408,17 +400,11 @@ class WebApp:
             except _Cancelled:
                 job.state, job.message = "cancelled", "cancelled"
             except Exception as exc:
-                from swinir.inference.batch import describe_failure
-
                 job.state, job.message = "failed", describe_failure(exc, oom_hint="choose a smaller tile size")
             finally:
                 job.finished = time.time()
 
     def _restore(self, job: Job) -> None:
-        from swinir.image import read_image, write_image
-        from swinir.inference.batch import restore_image
-        from swinir.inference.restorer import Restorer
-
         model = self._open(job.model_spec)
         if job.model.source == "auto" and job.model.task:
             task, _ = _describe_model(model)

@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from swinir.core.errors import ConfigError
+from swinir.core.files import atomic_path
 from swinir.core.types import PathLike
 from swinir.models.discriminator import UNetDiscriminatorSN
 from swinir.train.gan_config import GANConfig
@@ -202,8 +203,6 @@ class GANStage:
 
     def save_discriminator(self, path: PathLike) -> Path:
         """Write the discriminator's weights (atomically) for a later ``gan.d_init_weights``."""
-        from swinir.core.files import atomic_path
-
         dest = Path(path)
         with atomic_path(dest) as tmp:
             torch.save({"discriminator": self.state_dict()["discriminator"]}, tmp)
