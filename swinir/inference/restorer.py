@@ -15,6 +15,7 @@ the window size.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections.abc import Callable
@@ -206,11 +207,16 @@ class Restorer:
             raise ArgumentError("x", tuple(x.shape), f"has {c} channels; the model takes {self.in_chans}")
         out = torch.empty(n, c, h * self.scale, w * self.scale, dtype=torch.float32)
         for i in range(n):
-            def emit(y0: int, y1: int, block: Tensor, i: int = i) -> None:
-                out[i, :, y0:y1] = block
-
-            self._with_oom_retry(h, w, lambda tile, batch, i=i, emit=emit: self._restore_one(x[i : i + 1], emit, tile, batch))
+            self._with_oom_retry(h, w, functools.partial(self._restore_into, x[i : i + 1], out[i]))
         return out
+
+    def _restore_into(self, x: Tensor, target: Tensor, tile: int, tile_batch: int) -> None:
+        """Restore ``(1, C, H, W)`` into ``target`` ``(C, H*s, W*s)``."""
+
+        def emit(y0: int, y1: int, block: Tensor) -> None:
+            target[:, y0:y1] = block[0]
+
+        self._restore_one(x, emit, tile, tile_batch)
 
     def _restore_one(self, x: Tensor, emit: Callable[[int, int, Tensor], None], tile: int, tile_batch: int) -> None:
         """Restore one image ``(1, C, H, W)`` with ``tile``-pixel tiles (0: whole); finished output
@@ -263,10 +269,9 @@ class Restorer:
         with torch.inference_mode():
             if not self.ensemble:
                 return self._run(batch)
-            total = None
-            for k in range(8):
-                y = inverse_transform(self._run(transform(batch, k)), k)
-                total = y if total is None else total + y
+            total = self._run(batch)
+            for k in range(1, 8):
+                total = total + inverse_transform(self._run(transform(batch, k)), k)
             return total / 8
 
     def _run(self, batch: Tensor) -> Tensor:
