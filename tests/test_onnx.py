@@ -19,6 +19,7 @@ from swinir.cli import cli
 from swinir.core.errors import SwinIRError
 from swinir.image import read_image, write_image
 from swinir.inference.restorer import Restorer
+from swinir.models.descriptor import describe
 from swinir.models.network import ShiftedWindows, WindowAttention, pad_to_multiple, pad_to_multiple_traceable
 from swinir.models.onnx_export import TOLERANCE, export_onnx, traceable, verify_onnx
 from swinir.models.onnx_runtime import OnnxModel
@@ -211,7 +212,7 @@ def test_onnx_model_interface(tiny_onnx: Path, tiny_checkpoint: Path) -> None:
     assert isinstance(model, OnnxModel)
     assert (model.scale, model.window_size, model.pad_multiple, model.in_chans) == (2, 8, 8, 3)
     assert model.to("cpu") is model and model.eval() is model and not model.training
-    assert model.task == "classical_sr" and "CPUExecutionProvider" in model.providers
+    assert describe(model).task == "classical_sr" and "CPUExecutionProvider" in model.providers
     with pytest.raises(SwinIRError, match=r"\(N, 3, H, W\)"):
         model(torch.rand(1, 1, 8, 8))
     with pytest.raises(SwinIRError, match="ONNX model not found"):

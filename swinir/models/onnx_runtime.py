@@ -1,6 +1,6 @@
 """Run exported ONNX models through onnxruntime behind the interface of a PyTorch SwinIR.
 
-:class:`OnnxModel` is what :func:`swinir.inference.batch.open_model` returns for ``.onnx`` files, so
+:class:`OnnxModel` is what :func:`swinir.models.selection.open_model` returns for ``.onnx`` files, so
 ``swinir restore --model FILE.onnx`` (and :class:`~swinir.inference.restorer.Restorer` in Python) uses the
 same padding, tiling, ensemble and image I/O as with PyTorch models.  It exposes the attributes the
 engine reads (``scale``, ``window_size``, ``pad_multiple``, ``config["in_chans"]``), accepts and
