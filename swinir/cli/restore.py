@@ -13,10 +13,8 @@ from typing import Any, Optional, Union
 
 import click
 
-from swinir.cli.options import parse_tile
+from swinir.cli.options import engine_options, model_options, threads_option
 
-# Kept in sync with swinir.inference.restorer.PADDING_MODES (checked by the tests) without importing torch.
-PADDING_CHOICES = ("symmetric", "reflect", "replicate", "paper")
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
@@ -59,34 +57,16 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created if needed); results keep their relative paths and names.")
-@click.option("--model", "model_spec", metavar="NAME|PATH", default=None,
-              help="Zoo name (downloaded on first use) or checkpoint file.")
-@click.option("--task", default=None, metavar="TASK",
-              help="classical_sr, lightweight_sr, real_sr, gray_dn, color_dn, gray_jpeg or color_jpeg "
-                   "(default classical_sr); picks the best model available offline.")
-@click.option("--scale", type=click.IntRange(min=1), default=None, help="Upscaling factor (SR tasks; default 4).")
-@click.option("--noise", type=click.IntRange(min=1), default=None, help="Noise level sigma (denoising).")
-@click.option("--jpeg", type=click.IntRange(1, 100), default=None, help="JPEG quality (artifact reduction).")
+@model_options
 @click.option("--large", is_flag=True, help="The large (SwinIR-L) model where one exists.")
-@click.option("--tile", default="auto", callback=parse_tile, show_default=True, metavar="N|auto|0",
-              help="Tile size in input pixels (a multiple of the window size); 0 = whole images; "
-                   "auto = whole images when they fit in memory, else the largest tile that does.")
-@click.option("--tile-overlap", type=click.IntRange(min=0), default=32, show_default=True,
-              help="Overlap between tiles (blended, so no seams show).")
+@engine_options(padding="symmetric")
 @click.option("--tile-batch", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tiles processed together.")
 @click.option("--max-memory", callback=_parse_memory, default=None, metavar="SIZE",
               help="Memory budget for --tile auto, e.g. 512M or 2G (default: half the free memory).")
-@click.option("--ensemble", is_flag=True, help="Average the 8 flips/rotations (slower, slightly better).")
-@click.option("--device", default="auto", show_default=True, metavar="cpu|cuda|mps|auto",
-              help="Where to run the model (cuda:N picks a GPU).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="Arithmetic precision; fp16/bf16 fall back to fp32 wherever they overflow.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+@threads_option
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network (slow first image).")
 @click.option("--channels-last", is_flag=True, help="Channels-last memory format for the convolutions.")
-@click.option("--padding", type=click.Choice(PADDING_CHOICES), default="symmetric", show_default=True,
-              help="How images are padded to the window size; paper = the official test script.")
 @click.option("--alpha", "alpha_mode", type=click.Choice(["auto", "model"]), default="auto", show_default=True,
               help="auto: alpha is resized (SR) or kept; model: alpha is restored by the model too.")
 @click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -106,8 +86,8 @@ def restore(
     model_spec: Optional[str],
     task: Optional[str],
     scale: Optional[int],
-    noise: Optional[int],
-    jpeg: Optional[int],
+    noise: Union[float, str, None],
+    jpeg: Union[int, str, None],
     large: bool,
     tile: Any,
     tile_overlap: int,
@@ -200,16 +180,17 @@ def restore(
 
 
 def _make_restorer(pending: int, model_spec: Optional[str], *, task: Optional[str], scale: Optional[int],
-                   noise: Optional[int], jpeg: Optional[int], large: bool, device: str, precision: str,
+                   noise: Union[float, str, None], jpeg: Union[int, str, None], large: bool, device: str, precision: str,
                    **engine: Any) -> Any:
     """The Restorer for this run, or None when no job needs one (so no model is loaded)."""
     if not pending:
         return None
     from swinir.core.device import select_device
-    from swinir.core.errors import SwinIRError
     from swinir.inference.restorer import Restorer
-    from swinir.models.selection import choose_model, open_model
+    from swinir.models.descriptor import describe
+    from swinir.models.selection import check_request, choose_model, open_model
 
+    chosen = model_spec is None
     if model_spec is None:
         choice = choose_model(task, scale, noise, jpeg, large=large)
         if choice.notice:
@@ -217,7 +198,6 @@ def _make_restorer(pending: int, model_spec: Optional[str], *, task: Optional[st
         model_spec = choice.spec
     torch_device = select_device(device)
     model = open_model(model_spec, torch_device, precision)
-    model_scale = int(getattr(model, "scale", 1))
-    if scale is not None and model_scale != scale:
-        raise SwinIRError(f"the model {model_spec} upscales x{model_scale}, not x{scale} as --scale asks")
+    if not chosen:  # a model chosen for the request fits it; a named one may contradict it
+        check_request(describe(model), task=task, scale=scale, noise=noise, jpeg=jpeg, name=str(model_spec))
     return Restorer(model, device=torch_device, precision=precision, **engine)

@@ -23,15 +23,16 @@ from typing import Any, Optional, Union
 import torch
 
 from swinir.core.device import select_device
-from swinir.core.errors import ZooError
-from swinir.core.tasks import SR_TASKS, normalise_task
+from swinir.core.errors import ArgumentError, ZooError
+from swinir.core.tasks import SR_TASKS, level_kind, normalise_task
 from swinir.core.types import PathLike
 from swinir.models import cache, zoo
 from swinir.models.checkpoint import load_model
+from swinir.models.descriptor import ModelDescriptor
 from swinir.models.onnx_runtime import OnnxModel
 from swinir.models.zoo import ZooEntry
 
-__all__ = ["ModelChoice", "choose_model", "open_model"]
+__all__ = ["ModelChoice", "check_request", "choose_model", "open_model"]
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,8 @@ def open_model(spec: PathLike, device: Any = "cpu", precision: str = "fp32") -> 
     them under autocast.
 
     This is the single hook for other model formats: the returned object only needs what
-    :class:`~swinir.inference.restorer.Restorer` uses (a callable mapping ``(N, C, H, W)`` to
-    ``(N, C, H·s, W·s)`` with ``scale``, ``window_size``/``pad_multiple`` and ``in_chans`` or
-    ``config["in_chans"]``).
+    :class:`~swinir.inference.restorer.Restorer` uses: a callable mapping ``(N, C, H, W)`` to
+    ``(N, C, H·s, W·s)`` with a :class:`~swinir.models.descriptor.ModelDescriptor` attached.
 
     Raises:
         SwinIRError: unknown name, unreadable checkpoint, unsupported format, failed download.
@@ -150,3 +150,40 @@ def open_model(spec: PathLike, device: Any = "cpu", precision: str = "fp32") -> 
     if text.lower().endswith(".onnx"):  # exported with `swinir export`; runs through onnxruntime
         return OnnxModel(text, device=select_device(device))
     return load_model(text, device=select_device(device))
+
+
+def check_request(
+    described: ModelDescriptor,
+    *,
+    task: Optional[str] = None,
+    scale: Optional[int] = None,
+    noise: Union[float, str, None] = None,
+    jpeg: Union[int, str, None] = None,
+    name: str = "the model",
+) -> None:
+    """Refuse a model that contradicts what the caller asked for (task, scale or level).
+
+    Tasks contradict when they are of different kinds (super-resolution, denoising, JPEG); the
+    variants of one kind (classical/lightweight SR, gray/colour) run each other's inputs.  A level
+    (``noise``/``jpeg``) is a hint for models trained blind (level unknown) and ``"auto"`` is never
+    a contradiction; a model trained for one level must be asked for that level.
+
+    Raises:
+        ArgumentError: naming the argument that the model contradicts.
+    """
+    if task is not None and _kind(normalise_task(task)) != _kind(described.task):
+        raise ArgumentError("task", task, f"does not match {name}, a {described.task} model")
+    if scale is not None and scale != described.scale:
+        raise ArgumentError("scale", scale, f"does not match {name}, which upscales x{described.scale}")
+    for argument, value, trained, kind in (("noise", noise, described.noise, "noise"),
+                                           ("jpeg", jpeg, described.jpeg, "jpeg")):
+        if value is None or value == "auto":
+            continue
+        if level_kind(described.task) != kind:
+            raise ArgumentError(argument, value, f"does not apply to {name}, a {described.task} model")
+        if trained is not None and float(value) != float(trained):
+            raise ArgumentError(argument, value, f"does not match {name}, trained for {kind} level {trained}")
+
+
+def _kind(task: str) -> str:
+    return "sr" if task in SR_TASKS else level_kind(task) or task
