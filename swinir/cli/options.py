@@ -99,10 +99,21 @@ def _apply(func: F, options: list[Callable[[F], F]]) -> F:
 
 
 def model_options(func: F) -> F:
-    """``--model``, ``--task``, ``--scale``, ``--noise``, ``--jpeg``: which model, for what."""
+    """``--model`` and the :func:`task_options`: which model, for what."""
     return _apply(func, [
-        click.option("--model", "model_spec", metavar="NAME|PATH", default=None,
+        click.option("--model", "-m", "model_spec", metavar="NAME|PATH", default=None,
                      help="Zoo name (downloaded on first use) or checkpoint file (.pth, .safetensors, .onnx)."),
+        task_options,
+    ])
+
+
+#: the keyword names of :func:`engine_options`, for commands that pass them on as a group
+ENGINE_KEYS = ("tile", "tile_overlap", "ensemble", "padding", "device", "precision")
+
+
+def task_options(func: F) -> F:
+    """``--task``, ``--scale``, ``--noise``, ``--jpeg``: the restoration asked for."""
+    return _apply(func, [
         click.option("--task", default=None, metavar="TASK",
                      help=f"{TASK_HELP}; without --model, picks the best model available offline."),
         click.option("--scale", type=click.IntRange(min=1), default=None,
@@ -141,6 +152,9 @@ def threads_option(func: F) -> F:
     return click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the model.")(func)
 
 
-def parse_tile(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Union[int, str]:
-    """Callback form of :class:`TileType` (for commands that declare ``--tile`` themselves)."""
-    return TileType().convert("0" if value is None else value, param, ctx)
+def numeric_level(noise: Union[float, str, None], jpeg: Union[int, str, None], command: str) -> None:
+    """Refuse ``auto`` levels where the command fixes the degradation itself (eval, compare)."""
+    for flag, value in (("--noise", noise), ("--jpeg", jpeg)):
+        if value == "auto":
+            raise UserError(f"{flag} auto estimates the level of real inputs (swinir restore); "
+                            f"`swinir {command}` degrades clean images itself, so give a number")
