@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from swinir.core.device import select_device
-from swinir.core.errors import SwinIRError, ZooError
+from swinir.core.errors import ArgumentError, SwinIRError, ZooError
 from swinir.core.tasks import level_kind
 from swinir.image import decode_image, read_image, write_image
 from swinir.inference.batch import describe_failure, restore_image
-from swinir.inference.restorer import Restorer
+from swinir.inference.restorer import Restorer, resolve_tile
 from swinir.models import cache, zoo
-from swinir.models.descriptor import guess_task
+from swinir.models.descriptor import describe
 from swinir.models.selection import choose_model, open_model
 
 __all__ = ["WebApp", "Job", "ModelOption", "TASK_LABELS", "RequestError", "megabytes", "safe_name"]
@@ -144,14 +144,6 @@ def _image_info(image: Any) -> dict[str, Any]:
             "channels": image.channels, "alpha": image.has_alpha, "format": image.source_format}
 
 
-def _describe_model(model: Any) -> tuple[Optional[str], int]:
-    """(task, scale) of a loaded PyTorch or ONNX model."""
-    task = getattr(model, "task", None)
-    if task is None and isinstance(getattr(model, "config", None), dict) and "upsampler" in model.config:
-        task = guess_task(model.config)
-    return task, int(getattr(model, "scale", 1))
-
-
 class WebApp:
     """The app's state and logic, independent of HTTP (the server calls these methods).
 
@@ -212,7 +204,8 @@ class WebApp:
 
     def _register(self, spec: str, option_id: str, source: str, label: Optional[str] = None) -> ModelOption:
         model = self._open(spec)
-        task, scale = _describe_model(model)
+        described = describe(model)
+        task, scale = described.task, described.scale
         name = label or Path(spec).name
         kind = {"classical_sr": "SR", "lightweight_sr": "SR", "real_sr": "real-world SR", "color_dn": "denoising",
                 "gray_dn": "gray denoising", "color_jpeg": "JPEG", "gray_jpeg": "gray JPEG"}.get(task or "", "model")
@@ -311,16 +304,10 @@ class WebApp:
         except SwinIRError as exc:
             raise RequestError(str(exc)) from None
         option, spec = self._resolve_model(params)
-        tile_text = params.get("tile", "auto").strip().lower()
-        if tile_text == "auto":
-            tile: Union[int, str] = "auto"
-        else:
-            try:
-                tile = int(tile_text)
-            except ValueError:
-                raise RequestError(f"tile must be auto, 0 or a number of pixels, got {tile_text!r}") from None
-            if tile < 0:
-                raise RequestError("tile must not be negative")
+        try:
+            tile = resolve_tile(params.get("tile", "auto"))
+        except ArgumentError as exc:
+            raise RequestError(str(exc)) from None
         job_id = uuid.uuid4().hex[:16]
         folder = self.workdir / "jobs" / job_id
         folder.mkdir(parents=True)
@@ -406,9 +393,6 @@ class WebApp:
 
     def _restore(self, job: Job) -> None:
         model = self._open(job.model_spec)
-        if job.model.source == "auto" and job.model.task:
-            task, _ = _describe_model(model)
-            job.model.task = job.model.task or task
 
         def progress(done: int, total: int) -> None:
             if job.cancel or self._stopping.is_set():
@@ -417,7 +401,7 @@ class WebApp:
             job.message = f"restoring: tile {done} of {total}" if total > 1 else "restoring"
 
         tile = job.tile
-        window = int(getattr(model, "pad_multiple", getattr(model, "window_size", 8)))
+        window = describe(model).size_multiple
         if isinstance(tile, int) and tile > 0:
             tile = max(window, round(tile / window) * window)
         restorer = Restorer(model, tile=tile, tile_overlap=32, ensemble=job.ensemble, device=self.device,
