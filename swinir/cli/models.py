@@ -34,18 +34,21 @@ def models(task: str | None, as_json: bool) -> None:
 def info(source: str, as_json: bool) -> None:
     """Show the architecture detected in a checkpoint file (or zoo name)."""
     from swinir.models.checkpoint import load_model
-    from swinir.models.descriptor import guess_task
+    from swinir.models.descriptor import describe
 
     model = load_model(source)
-    arguments = dict(model.config)
+    described = describe(model)
+    arguments = dict(described.arguments)
     arguments.pop("use_checkpoint", None)
     params = sum(p.numel() for p in model.parameters())
-    report = {"source": source, "task": guess_task(arguments), "scale": model.scale, "params": params, "arguments": arguments}
+    report = {"source": source, "task": described.task, "scale": described.scale, "noise": described.noise,
+              "jpeg": described.jpeg, "params": params, "arguments": arguments}
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
     click.echo(f"source:     {source}")
-    click.echo(f"task:       {report['task']} (x{model.scale})")
+    level = f"x{described.scale}" if described.is_sr else f"level {described.level}" if described.level else "blind"
+    click.echo(f"task:       {described.task} ({level})")
     click.echo(f"parameters: {params:,}")
     for key, value in arguments.items():
         click.echo(f"  {key:<16} {value}")
