@@ -21,7 +21,8 @@ FLAG_FOR_ARGUMENT: dict[str, str] = {
     "device": "--device", "precision": "--precision", "padding": "--padding", "ensemble": "--ensemble",
     "task": "--task", "scale": "--scale", "noise": "--noise", "jpeg": "--jpeg", "model": "--model",
     "source": "--model", "alpha_mode": "--alpha", "backend": "--backend", "outscale": "--outscale",
-    "blend": "--blend", "blend_mode": "--blend-mode", "frames": "--frames",
+    "blend": "--blend", "blend_mode": "--blend-mode", "frames": "--frames", "suffix": "--suffix",
+    "overwrite": "--overwrite", "lq_dir": "--lq", "box": "--box", "opset": "--opset",
 }
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 class SwinIRError(Exception):
@@ -23,19 +24,29 @@ class ArgumentError(SwinIRError, ValueError):
     :meth:`for_flag` (``--tile 30 must be ...``), so each layer speaks its caller's words.
     """
 
-    def __init__(self, argument: str, value: object, problem: str) -> None:
+    def __init__(self, argument: str, value: object, problem: str, *, given: bool = True) -> None:
         self.argument = argument
         self.value = value
+        self.given = given
         self.problem = " ".join(str(problem).split())
-        super().__init__(f"{argument}={value!r} {self.problem}")
+        super().__init__(f"{argument}={value!r} {self.problem}" if given else f"{argument} {self.problem}")
+
+    @classmethod
+    def missing(cls, argument: str, problem: str) -> ArgumentError:
+        """An argument that was needed but not given: ``scale is needed for classical_sr``."""
+        return cls(argument, None, problem, given=False)
 
     def for_flag(self, flag: str) -> str:
         """The message with the CLI flag in place of the argument name."""
-        return f"{flag} {self.value} {self.problem}"
+        return f"{flag} {self.value} {self.problem}" if self.given else f"{flag} {self.problem}"
 
-    def __reduce__(self) -> tuple[type, tuple[str, object, str]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by its parts so the error survives worker processes."""
-        return (type(self), (self.argument, self.value, self.problem))
+        return (_rebuild_argument_error, (type(self), self.argument, self.value, self.problem, self.given))
+
+
+def _rebuild_argument_error(cls: type, argument: str, value: object, problem: str, given: bool) -> ArgumentError:
+    return cls(argument, value, problem, given=given)
 
 
 class ZooError(SwinIRError):

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Union
 
-from swinir.core.errors import SwinIRError
+from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.types import PathLike
 from swinir.eval.dataset import HR_SUBFOLDERS, list_dataset, load_sample, resolve_dataset
 from swinir.eval.methods import Method
@@ -89,7 +89,7 @@ def _check_lq_dir(lq_dir: Optional[PathLike], protocol: Protocol) -> None:
     if lq_dir is None:
         return
     if not protocol.is_sr:
-        raise SwinIRError(f"--lq (ready-made LR images) only applies to SR tasks, not {protocol.task}")
+        raise ArgumentError("lq_dir", str(lq_dir), f"(ready-made LR images) only applies to SR tasks, not {protocol.task}")
     if not Path(lq_dir).is_dir():
         raise SwinIRError(f"LR folder not found: {lq_dir}")
 

@@ -26,7 +26,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from swinir.core.errors import SwinIRError
+from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.eval.dataset import load_sample
 from swinir.eval.methods import BicubicMethod, InputMethod, Method
 from swinir.eval.protocol import Protocol, measure
@@ -75,7 +75,7 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
     except ValueError:
         values = ()
     if len(values) != 4 or values[2] <= 0 or values[3] <= 0 or values[0] < 0 or values[1] < 0:
-        raise SwinIRError(f"--box must be x,y,w,h with w, h > 0, got {text!r}")
+        raise ArgumentError("box", text, "is not x,y,w,h with w, h > 0")
     return values
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from swinir.core.device import select_device
-from swinir.core.errors import SwinIRError
+from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.tasks import DN_TASKS, JPEG_TASKS, SR_TASKS, normalise_task
 from swinir.core.types import PathLike
 from swinir.eval.dataset import is_gray_file
@@ -135,8 +135,8 @@ class BicubicMethod(Method):
 
     def __call__(self, lq: np.ndarray, protocol: Protocol) -> np.ndarray:
         if not protocol.is_sr:
-            raise SwinIRError(f"--model bicubic is the SR baseline; for {protocol.task} use "
-                              f"--model {'noisy' if protocol.task in DN_TASKS else 'jpeg'}")
+            raise ArgumentError("model", "bicubic", f"is the SR baseline; for {protocol.task} use "
+                                f"{'noisy' if protocol.task in DN_TASKS else 'jpeg'}")
         return imresize(lq, protocol.scale)
 
 
@@ -153,7 +153,7 @@ class InputMethod(Method):
     def __call__(self, lq: np.ndarray, protocol: Protocol) -> np.ndarray:
         expected = "noisy" if protocol.task in DN_TASKS else "jpeg" if protocol.task in JPEG_TASKS else "bicubic"
         if self.name != expected:
-            raise SwinIRError(f"--model {self.name} does not apply to {protocol.task}; use --model {expected}")
+            raise ArgumentError("model", self.name, f"does not apply to {protocol.task}; use {expected}")
         return lq if lq.dtype == np.uint8 else to_uint8(lq)
 
 
@@ -162,10 +162,10 @@ def load_checkpoint(source: str, device: Any = "cpu") -> Any:
     return load_model(source, device=select_device(device))
 
 
-def _default_model(task: str, scale: Optional[int], noise: Optional[float], jpeg: Optional[int]) -> str:
+def _default_model(task: Optional[str], scale: Optional[int], noise: Optional[float], jpeg: Optional[int]) -> str:
     """The best checkpoint available offline for the protocol (as `swinir restore` picks it)."""
     noise_int = int(noise) if noise is not None else None
-    choice = choose_model(task, scale if task in SR_TASKS else None, noise_int, jpeg)
+    choice = choose_model(task, scale if task is None or task in SR_TASKS else None, noise_int, jpeg)
     if choice.notice:
         log.warning("%s", choice.notice)
     return choice.spec
@@ -200,10 +200,6 @@ def open_method(
         return _baseline_method(model.lower(), task, scale, noise, jpeg, y_rounding, sample_image)
 
     if model is None:  # the best model available offline, as `swinir restore` picks it
-        if task is None:
-            task = "color_dn" if noise is not None else "color_jpeg" if jpeg is not None else "classical_sr"
-        if task in SR_TASKS and scale is None:
-            scale = 4
         model = _default_model(task, scale, noise, jpeg)
     net = load_checkpoint(model, method_options.get("device") or "cpu")
     described = describe(net)
@@ -230,16 +226,16 @@ def _baseline_method(
     if kind == "bicubic":
         task = task or "classical_sr"
         if task not in SR_TASKS:
-            raise SwinIRError(f"--model bicubic is the SR baseline, not a {task} method")
+            raise ArgumentError("model", "bicubic", f"is the SR baseline, not a {task} method")
         if scale is None:
-            raise SwinIRError("--model bicubic needs --scale")
+            raise ArgumentError.missing("scale", "is needed for the bicubic baseline")
         return BicubicMethod(), Protocol(task, scale, None, None, y_rounding)
     family = DN_TASKS if kind == "noisy" else JPEG_TASKS
     if task is None:
         gray = is_gray_file(sample_image) if sample_image is not None else False
         task = family[0] if gray else family[1]
     if task not in family:
-        raise SwinIRError(f"--model {kind} measures the degraded input of {' / '.join(family)}, not {task}")
+        raise ArgumentError("model", kind, f"measures the degraded input of {' / '.join(family)}, not {task}")
     return InputMethod(kind), Protocol(task, None, noise, jpeg, y_rounding)
 
 
@@ -257,17 +253,17 @@ def _model_protocol(
     task = task or described.task
     if task in SR_TASKS:
         if scale is not None and int(scale) != model_scale:
-            raise SwinIRError(f"{model} upscales x{model_scale}; it cannot be evaluated at --scale {scale}")
+            raise ArgumentError("scale", scale, f"does not match {model}, which upscales x{model_scale}")
         scale = model_scale
     elif model_scale != 1:
         raise SwinIRError(f"{model} upscales x{model_scale}; it is not a {task} model")
     if task in DN_TASKS and noise is None:
         noise = described.noise
         if noise is None:
-            raise SwinIRError(f"give --noise for {model} (the noise level it is evaluated at)")
+            raise ArgumentError.missing("noise", f"is needed for {model} (the noise level it is evaluated at)")
     if task in JPEG_TASKS and jpeg is None:
         jpeg = described.jpeg
         if jpeg is None:
-            raise SwinIRError(f"give --jpeg for {model} (the JPEG quality it is evaluated at)")
+            raise ArgumentError.missing("jpeg", f"is needed for {model} (the JPEG quality it is evaluated at)")
     return Protocol(task, scale if task in SR_TASKS else None, noise if task in DN_TASKS else None,
                     jpeg if task in JPEG_TASKS else None, y_rounding)

@@ -47,7 +47,7 @@ from typing import Optional
 
 import numpy as np
 
-from swinir.core.errors import SwinIRError
+from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.tasks import DN_TASKS, JPEG_TASKS, SR_TASKS, TASKS, normalise_task
 
 __all__ = [
@@ -88,27 +88,27 @@ class Protocol:
         object.__setattr__(self, "task", normalise_task(self.task))
         if self.task in SR_TASKS:
             if self.scale is None or int(self.scale) < 1:
-                raise SwinIRError(f"task {self.task} needs --scale (an integer >= 1)")
+                raise ArgumentError.missing("scale", f"is needed for task {self.task} (an integer >= 1)")
             object.__setattr__(self, "scale", int(self.scale))
         else:
             if self.scale not in (None, 1):
-                raise SwinIRError(f"task {self.task} does not upscale; --scale {self.scale} does not apply")
+                raise ArgumentError("scale", self.scale, f"does not apply: task {self.task} does not upscale")
             object.__setattr__(self, "scale", 1)
         if self.task in DN_TASKS:
             if self.noise is None:
-                raise SwinIRError(f"task {self.task} needs --noise (the sigma, e.g. 15, 25 or 50)")
+                raise ArgumentError.missing("noise", f"is needed for task {self.task} (the sigma, e.g. 15, 25 or 50)")
             if float(self.noise) < 0:
-                raise SwinIRError(f"--noise must be >= 0, got {self.noise}")
+                raise ArgumentError("noise", self.noise, "must be >= 0")
         elif self.noise is not None:
-            raise SwinIRError(f"--noise only applies to denoising, not to {self.task}")
+            raise ArgumentError("noise", self.noise, f"only applies to denoising, not to {self.task}")
         if self.task in JPEG_TASKS:
             if self.jpeg is None:
-                raise SwinIRError(f"task {self.task} needs --jpeg (the quality, e.g. 10, 20, 30 or 40)")
+                raise ArgumentError.missing("jpeg", f"is needed for task {self.task} (the quality, e.g. 10, 20, 30 or 40)")
             if not 0 <= int(self.jpeg) <= 100:
-                raise SwinIRError(f"--jpeg must be in 0..100, got {self.jpeg}")
+                raise ArgumentError("jpeg", self.jpeg, "must be in 0..100")
             object.__setattr__(self, "jpeg", int(self.jpeg))
         elif self.jpeg is not None:
-            raise SwinIRError(f"--jpeg only applies to JPEG artifact reduction, not to {self.task}")
+            raise ArgumentError("jpeg", self.jpeg, f"only applies to JPEG artifact reduction, not to {self.task}")
 
     @property
     def is_sr(self) -> bool:

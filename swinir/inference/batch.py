@@ -41,7 +41,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from swinir.core.errors import ImageReadError, ImageWriteError, SwinIRError
+from swinir.core.errors import ArgumentError, ImageReadError, ImageWriteError, SwinIRError
 from swinir.core.types import PathLike
 from swinir.image import Image, list_images, read_image, write_image
 from swinir.image.imresize import imresize
@@ -123,7 +123,7 @@ def plan_jobs(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if "/" in suffix or "\\" in suffix or suffix in (".", ".."):
-        raise SwinIRError(f"--suffix must not contain path separators, got {suffix!r}")
+        raise ArgumentError("suffix", suffix, "must not contain path separators")
     out_root = Path(outdir)
     listed, seen = _list_inputs(inputs, out_root.resolve(), recursive)
     _assign_outputs(listed, seen, out_root, format=format, suffix=suffix, overwrite=overwrite)
@@ -170,17 +170,17 @@ def _assign_outputs(listed: list[Job], seen: set[Path], out_root: Path, *, forma
             job.status, job.reason = "error", f"output {job.output} would overwrite an input file"
         elif target in claimed:
             job.status, job.reason = "error", (f"output {job.output} is already the output of {claimed[target]}"
-                                               " (use --suffix or --format to tell them apart)")
+                                               " (give them different suffixes or formats)")
         else:
             claimed[target] = job.source
             if not overwrite and (target.exists() or target.is_symlink()):
-                job.status, job.reason = "skip", "output exists (use --overwrite to replace it)"
+                job.status, job.reason = "skip", "output exists (overwrite replaces it)"
 
 
 # --------------------------------------------------------------------------------------------
 # Restoring one image
 # --------------------------------------------------------------------------------------------
-def describe_failure(exc: BaseException, *, oom_hint: str = "try a smaller --tile or --max-memory") -> str:
+def describe_failure(exc: BaseException, *, oom_hint: str = "use a smaller tile or max_memory") -> str:
     """One line saying why restoring an image failed (out of memory, a SwinIR error, anything)."""
     if is_out_of_memory(exc):
         reason = f"out of memory; {oom_hint}"
@@ -207,23 +207,19 @@ def restore_image(
 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Restore a decoded :class:`~swinir.image.Image`; returns ``(pixels, alpha)`` at its bit depth.
 
-    Alpha travels as the last channel through :meth:`Restorer.restore` (resized for SR, kept
+    Colour and alpha stay apart (:meth:`Restorer.restore_split`: alpha resized for SR, kept
     exactly otherwise, or restored with ``alpha_mode="model"``).  ``outscale`` resizes the result
     to ``round(outscale × input size)`` with MATLAB-style bicubic (:func:`swinir.imresize`).
     An image that runs out of memory is retried by the Restorer with smaller tiles
     (``Restorer(oom_retries=...)``).
     """
-    pixels, alpha = image.pixels, image.alpha
-    stacked = np.dstack([pixels, alpha]) if alpha is not None else pixels
-    result = restorer.restore(stacked, alpha_mode=alpha_mode)
+    pixels, alpha = restorer.restore_split(image.pixels, image.alpha, alpha_mode=alpha_mode)
     if outscale is not None:
         height = max(1, int(round(image.height * outscale)))
         width = max(1, int(round(image.width * outscale)))
-        result = _resize(result, height, width)
-    if alpha is None:
-        return result, None
-    colour = result[:, :, :-1]
-    return (colour[:, :, 0] if colour.shape[2] == 1 else colour), result[:, :, -1]
+        pixels = _resize(pixels, height, width)
+        alpha = None if alpha is None else _resize(alpha, height, width)
+    return pixels, alpha
 
 
 def _flatten_alpha(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -308,7 +304,7 @@ class BatchSummary:
             line = f"interrupted: {line}; {pending} not processed"
         lines = [line]
         if self.skipped:
-            lines.append("skipped files already have outputs; --overwrite replaces them")
+            lines.append("skipped files already have outputs; overwrite replaces them")
         if failures and self.failed:
             lines.append("failed:")
             lines.extend(f"  {r.source}: {r.reason}" for r in self.failed)
@@ -342,9 +338,9 @@ class BatchRestorer:
         on_result: Optional[Callable[[FileResult], None]] = None,
     ) -> None:
         if outscale is not None and not outscale > 0:
-            raise SwinIRError(f"--outscale must be positive, got {outscale}")
+            raise ArgumentError("outscale", outscale, "must be positive")
         if alpha_mode not in ("auto", "model"):
-            raise SwinIRError(f"alpha mode must be 'auto' or 'model', got {alpha_mode!r}")
+            raise ArgumentError("alpha_mode", alpha_mode, "is not an alpha mode; use 'auto' or 'model'")
         if format.lower().lstrip(".") not in OUTPUT_FORMATS:
             raise SwinIRError(f"unsupported output format {format!r}; use png, jpg, webp or tif")
         self.restorer = restorer

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from swinir.core.errors import SwinIRError
+from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.types import PathLike
 from swinir.models.descriptor import describe
 from swinir.models.network import SwinIR, WindowAttention
@@ -226,7 +226,7 @@ def export_onnx(
     """
     model = _check_exportable(model)
     if not MIN_OPSET <= opset <= _max_opset():
-        raise SwinIRError(f"--opset must be in {MIN_OPSET}..{_max_opset()} (the exporter's range), got {opset}")
+        raise ArgumentError("opset", opset, f"must be in {MIN_OPSET}..{_max_opset()} (the exporter's range)")
     try:
         import onnx
     except ImportError:

@@ -245,4 +245,4 @@ def make_server(app: WebApp, host: str = "127.0.0.1", port: int = 7860) -> WebSe
         return WebServer(app, host, port)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise SwinIRError(f"cannot listen on {host}:{port}: {reason} (choose another --port or --host)") from None
+        raise SwinIRError(f"cannot listen on {host}:{port}: {reason} (choose another port or host)") from None
