@@ -22,11 +22,10 @@ import torch
 from torch import nn
 
 from swinir import SwinIR
-from swinir.core.errors import SwinIRError
+from swinir.core.device import select_device
+from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.image.color import ycbcr_255
 from swinir.image.imresize import imresize
-from swinir.core.device import select_device
-from swinir.core.errors import ArgumentError
 from swinir.inference.restorer import Restorer
 from swinir.inference.tiling import PADDING_MODES, estimate_memory, pad_image, padded_size, tile_starts
 from swinir.models.descriptor import ModelDescriptor, attach, describe
@@ -228,7 +227,8 @@ def test_auto_tile_follows_the_memory_budget() -> None:
     small = Restorer(model, tile="auto", max_memory=estimate_memory(describe(model), 64, 64, batch=4))
     tile = small.tile_size_for(200, 300)
     assert 0 < tile <= 64 and tile % 8 == 0
-    assert estimate_memory(describe(model), 400, 400) > estimate_memory(describe(model), 200, 200) > estimate_memory(describe(model), 100, 100)
+    described = describe(model)
+    assert estimate_memory(described, 400, 400) > estimate_memory(described, 200, 200) > estimate_memory(described, 100, 100)
     x = torch.rand(1, 3, 40, 60)
     auto = Restorer(Pointwise(2), tile="auto", max_memory=estimate_memory(describe(Pointwise(2)), 16, 16, batch=4))
     assert 0 < auto.tile_size_for(40, 60) < 40

@@ -4,7 +4,10 @@ tables, the NIQE pristine model and the demo sample.  Data only; every reader go
 from __future__ import annotations
 
 from importlib import resources
-from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the runtime class moved between Python versions; only its type is needed here
+    from importlib.abc import Traversable
 
 
 def asset(name: str) -> Traversable:

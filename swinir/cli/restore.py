@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 import click
 
-from swinir.cli.options import engine_options, model_options, threads_option
+from swinir.cli.options import UserError, engine_options, model_options, threads_option
 
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -192,7 +192,10 @@ def _make_restorer(pending: int, model_spec: Optional[str], *, task: Optional[st
 
     chosen = model_spec is None
     if model_spec is None:
-        choice = choose_model(task, scale, noise, jpeg, large=large)
+        if noise == "auto" or jpeg == "auto":
+            raise UserError("--noise auto / --jpeg auto are not available in this version; give a number")
+        choice = choose_model(task, scale, None if noise is None else float(noise),
+                              None if jpeg is None else int(jpeg), large=large)
         if choice.notice:
             click.echo(choice.notice, err=True)
         model_spec = choice.spec

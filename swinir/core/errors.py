@@ -7,6 +7,7 @@ without a traceback.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ class ImageReadError(SwinIRError):
     Example: ``cannot read 'photo.jpg': truncated or corrupt image data``.
     """
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path = str(path)
         self.reason = " ".join(str(reason).split())  # always a single line
         super().__init__(f"cannot read '{self.path}': {self.reason}")
@@ -101,7 +102,7 @@ class ImageReadError(SwinIRError):
 class ImageWriteError(SwinIRError):
     """An image could not be encoded or written; the message names the file and the problem."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path = str(path)
         self.reason = " ".join(str(reason).split())
         super().__init__(f"cannot write '{self.path}': {self.reason}")

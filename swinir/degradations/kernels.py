@@ -110,6 +110,6 @@ def filter_image(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     # tiny images: numpy's reflection repeats as often as needed
     mode = "reflect" if min(h, w) > 1 else "edge"
     pad = [(ph, ph), (pw, pw)] + [(0, 0)] * (img.ndim - 2)
-    padded = np.pad(img, pad, mode=mode)
+    padded = np.pad(img, pad, mode=mode)  # type: ignore[call-overload]  # numpy's stubs: mode as a literal only
     out = cv2.filter2D(padded, -1, kernel.astype(np.float32), borderType=cv2.BORDER_CONSTANT)
     return np.ascontiguousarray(out[ph : ph + h, pw : pw + w])

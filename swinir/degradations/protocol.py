@@ -195,13 +195,18 @@ def jpeg_compress(img_uint8: np.ndarray, quality: int) -> np.ndarray:
         if not ok:
             raise RuntimeError("JPEG encoding failed")
         out = cv2.imdecode(buf, 0)
+        if out is None:
+            raise RuntimeError("JPEG decoding failed")
         return out.reshape(img.shape)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected a gray or RGB image, got shape {img.shape}")
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), params)
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return np.ascontiguousarray(cv2.imdecode(buf, 1)[..., ::-1])
+    decoded = cv2.imdecode(buf, 1)
+    if decoded is None:
+        raise RuntimeError("JPEG decoding failed")
+    return np.ascontiguousarray(decoded[..., ::-1])
 
 
 def random_jpeg(

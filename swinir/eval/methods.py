@@ -236,7 +236,7 @@ def _baseline_method(
         task = family[0] if gray else family[1]
     if task not in family:
         raise ArgumentError("model", kind, f"measures the degraded input of {' / '.join(family)}, not {task}")
-    return InputMethod(kind), Protocol(task, None, noise, jpeg, y_rounding)
+    return InputMethod(kind), Protocol(task, 1, noise, jpeg, y_rounding)
 
 
 def _model_protocol(
@@ -265,5 +265,5 @@ def _model_protocol(
         jpeg = described.jpeg
         if jpeg is None:
             raise ArgumentError.missing("jpeg", f"is needed for {model} (the JPEG quality it is evaluated at)")
-    return Protocol(task, scale if task in SR_TASKS else None, noise if task in DN_TASKS else None,
+    return Protocol(task, model_scale, noise if task in DN_TASKS else None,
                     jpeg if task in JPEG_TASKS else None, y_rounding)

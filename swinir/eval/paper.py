@@ -31,7 +31,7 @@ from typing import Any, Optional, Union
 
 from swinir.assets import read_asset_text
 from swinir.core.errors import SwinIRError
-from swinir.core.tasks import normalise_task
+from swinir.core.tasks import SR_TASKS, normalise_task
 from swinir.eval import methods as _methods
 from swinir.eval.dataset import resolve_dataset
 from swinir.eval.evaluate import evaluate_dataset
@@ -96,8 +96,7 @@ class PaperResult:
 
     def protocol(self, y_rounding: bool = False) -> Protocol:
         """The evaluation protocol this row was measured with."""
-        sr = self.task.endswith("_sr")
-        return Protocol(self.task, self.scale if sr else None, self.noise, self.jpeg, y_rounding)
+        return Protocol(self.task, self.scale if self.task in SR_TASKS else 1, self.noise, self.jpeg, y_rounding)
 
     @property
     def level(self) -> str:

@@ -118,11 +118,10 @@ def _resolve_geometry(
     if out_h is None and out_w is None:
         raise ValueError("output_shape needs at least one of height and width")
     if out_h is None:  # keep the aspect ratio, as MATLAB does for NaN
-        s = int(out_w) / in_shape[1]
-        out_h = _output_length(in_shape[0], s)
+        assert out_w is not None
+        out_h = _output_length(in_shape[0], int(out_w) / in_shape[1])
     elif out_w is None:
-        s = int(out_h) / in_shape[0]
-        out_w = _output_length(in_shape[1], s)
+        out_w = _output_length(in_shape[1], int(out_h) / in_shape[0])
     out_h, out_w = int(out_h), int(out_w)
     if out_h < 1 or out_w < 1:
         raise ValueError(f"output_shape must be positive, got {output_shape}")

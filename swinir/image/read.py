@@ -100,8 +100,9 @@ def decode_image(data: bytes, *, path: PathLike | None = None) -> Image:
     fmt = _READ_FORMATS[pil.format or ""]
     icc = pil.info.get("icc_profile") or None
     orientation = _orientation(pil, name)
-    if fmt != "JPEG" and getattr(pil, "n_frames", 1) > 1:  # MPO extra frames are previews
-        logger.warning("%s has %d frames; only the first is used", name, pil.n_frames)
+    frames = int(getattr(pil, "n_frames", 1))
+    if fmt != "JPEG" and frames > 1:  # MPO extra frames are previews
+        logger.warning("%s has %d frames; only the first is used", name, frames)
 
     if _source_bit_depth(pil, fmt, data) > 8 and pil.mode not in _UINT16_MODES:
         pixels, alpha = _pixels_from_opencv(data, pil, name)

@@ -150,7 +150,6 @@ def _transfer(url: str, dest: Path, part: Path, *, size: int | None,
     with response:
         # file:// (a local mirror) has no status and ignores Range; treat it like a 200.
         status = getattr(response, "status", None) or 200
-        mode = "ab"
         if offset and status == 206:
             match = _CONTENT_RANGE.search(response.headers.get("Content-Range", "") or "")
             if not match or int(match.group(1)) != offset:
@@ -159,7 +158,7 @@ def _transfer(url: str, dest: Path, part: Path, *, size: int | None,
         elif status == 200:
             if offset:
                 logger.info("server ignored the Range header; restarting %s from scratch", url)
-            offset, mode = 0, "wb"
+            offset = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
         else:
@@ -167,7 +166,7 @@ def _transfer(url: str, dest: Path, part: Path, *, size: int | None,
         if total is None:
             total = size
 
-        with open(part, mode) as handle:
+        with open(part, "ab" if offset else "wb") as handle:  # offset is 0 unless the server resumed
             _copy(response, handle, offset=offset, total=total, progress=progress,
                   chunk_size=chunk_size, label=dest.name, fail=fail)
 

@@ -238,7 +238,7 @@ def export_onnx(
     work = copy.deepcopy(model).cpu().float().eval()
     work._geometry_cache.clear()
     m = work.pad_multiple
-    sample = torch.rand(1, work.config["in_chans"], 2 * m + 1, 2 * m + 3)
+    sample = torch.rand(1, describe(work).in_chans, 2 * m + 1, 2 * m + 3)
     graph: nn.Module = work
     if fp16:
         work.half()
@@ -248,7 +248,7 @@ def export_onnx(
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the legacy exporter
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
-            graph, (sample,), buffer, dynamo=False, opset_version=opset, do_constant_folding=True,
+            graph, (sample,), buffer, dynamo=False,  # type: ignore[arg-type]  # a file object works too opset_version=opset, do_constant_folding=True,
             input_names=["input"], output_names=["output"],
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
                           "output": {0: "batch", 2: "out_height", 3: "out_width"}},

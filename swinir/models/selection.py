@@ -59,7 +59,7 @@ def _level(entry: ZooEntry) -> str:
     return f"x{entry.scale}"
 
 
-def _bundled_for(task: str, scale: Optional[int], noise: Optional[int], jpeg: Optional[int],
+def _bundled_for(task: str, scale: Optional[int], noise: Optional[float], jpeg: Optional[int],
                  gan: bool) -> list[ZooEntry]:
     """Bundled zoo entries for ``task`` at the requested level, best match first."""
     found = [entry for entry in zoo.list_models(task) if entry.bundled
@@ -72,7 +72,7 @@ def _bundled_for(task: str, scale: Optional[int], noise: Optional[int], jpeg: Op
 def choose_model(
     task: Optional[str] = None,
     scale: Optional[int] = None,
-    noise: Optional[int] = None,
+    noise: Optional[float] = None,
     jpeg: Optional[int] = None,
     *,
     large: bool = False,

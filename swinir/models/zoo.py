@@ -383,7 +383,7 @@ def _describe(entry: ZooEntry) -> str:
 def find_model(
     task: str,
     scale: int | None = None,
-    noise: int | None = None,
+    noise: float | None = None,
     jpeg: int | None = None,
     *,
     large: bool = False,
@@ -433,7 +433,7 @@ def find_model(
     return chosen[0]
 
 
-def _matching(pool: list[ZooEntry], task: str, scale: int | None, noise: int | None, jpeg: int | None, *,
+def _matching(pool: list[ZooEntry], task: str, scale: int | None, noise: float | None, jpeg: int | None, *,
               large: bool, gan: bool, training_data: str | None) -> list[ZooEntry]:
     """The entries of ``pool`` that fit the request (DF2K preferred for classical SR)."""
     chosen = pool
