@@ -365,6 +365,54 @@ class Restorer:
             return alpha.copy()
         return _to_dtype(imresize(plane, self.scale), alpha.dtype, peak)
 
+    # ---- several frames at once -----------------------------------------------------------------
+    def batch_capacity(self, height: int, width: int, limit: int = 8) -> int:
+        """How many ``height x width`` images one forward pass of :meth:`restore_batch` takes (at
+        most ``limit``; 1 when such images are tiled or the memory budget allows no more)."""
+        if self.tile_size_for(height, width) > 0:
+            return 1
+        budget = self.max_memory or available_memory(self.device) // 2
+        ph, pw = padded_size(height, self.window, self.padding), padded_size(width, self.window, self.padding)
+        count = 1
+        while count < limit and estimate_memory(self.descriptor, ph, pw, count + 1) <= budget:
+            count += 1
+        return count
+
+    def restore_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Restore same-shape HWC ``uint8``/``uint16`` images with the model's channel count (no
+        alpha) in one forward pass; anything else, or a batch that runs out of memory, goes
+        through :meth:`restore` one image at a time.
+
+        Results equal :meth:`restore`'s except for float rounding inside batched matrix products
+        (an integer output may differ by one level in rare pixels).
+        """
+        if not images:
+            return []
+        first = images[0]
+        height, width = first.shape[:2]
+        if (len(images) == 1 or first.ndim != 3 or first.shape[2] != self.in_chans
+                or first.dtype not in (np.uint8, np.uint16)
+                or any(im.shape != first.shape or im.dtype != first.dtype for im in images)
+                or self.batch_capacity(height, width, len(images)) < len(images)):
+            return [self.restore(image) for image in images]
+        peak = _peak(first.dtype)
+        x = torch.from_numpy(np.stack(images).astype(np.float32) / peak).permute(0, 3, 1, 2)
+        s = self.scale
+        try:
+            result = self._forward(pad_image(x, self.window, self.padding).to(self.device))
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            _free_device_memory()
+            log.info("out of memory on a batch of %d; restoring one image at a time", len(images))
+            return [self.restore(image) for image in images]
+        if self.progress:
+            self.progress(1, 1)
+        values = result[:, :, : height * s, : width * s].cpu().permute(0, 2, 3, 1).numpy()
+        if not np.isfinite(values).all():
+            raise SwinIRError("the model produced non-finite values; try precision='fp32'")
+        return [_to_dtype(v, first.dtype, peak) for v in values]
+
     def _restore_planes(self, planes: np.ndarray, sink: Callable[[int, int, np.ndarray], None]) -> None:
         """Restore HWC float32 planes (the model's channel count); finished output rows, HWC
         float32, go to ``sink(y0, y1, rows)`` in order."""
