@@ -13,9 +13,11 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from video_clips import ClipSpec, _picture, make_clip
 
 from swinir import Restorer, SwinIR, save_model
+from swinir.cli import main
 from swinir.core.errors import ArgumentError
 from swinir.video import VideoError, VideoOptions, parse_frame_range, parts_folder, probe_video, restore_video, sniff_video
 from swinir.video.colour import colour_spec, to_rgb
@@ -262,3 +264,65 @@ def test_sniff_by_content(tmp_path: Path) -> None:
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     got = [sniff_video(p) for p in (mp4, mkv, webm, disguised, heic, png)]
     assert got == ["mp4", "mkv", "webm", "mp4", None, None]
+
+
+def run_cli(*args: object, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``swinir ARGS`` in-process through the real entry point; (exit code, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, capsys.readouterr().err
+
+
+def test_cli_restores_videos_beside_images(tmp_path: Path, restorer: Restorer, capsys) -> None:
+    """Videos found by content (a disguised name too) in the same batch as an image; the summary
+    counts them; a rerun skips them; a corrupt video is one failure line and the rest goes on."""
+    weights = tmp_path / "tiny.safetensors"
+    save_model(restorer.model, weights)
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    make_clip(inputs / "sub" / "a.mkv", ClipSpec(frames=4, audio=("libopus",), subtitles=True))
+    disguised = make_clip(tmp_path / "holiday.mp4", ClipSpec(frames=3, audio=("aac",)))
+    disguised = disguised.rename(tmp_path / "holiday.bin")
+    Image.fromarray(_picture(0, ClipSpec(), np.random.default_rng(0))).save(inputs / "photo.png")
+    out = tmp_path / "out"
+    code, err = run_cli("restore", inputs, disguised, "-o", out, "-r", "--model", weights, "--tile", 0,
+                        "--video-codec", "ffv1", capsys=capsys)
+    assert code == 0, err
+    assert "restored 3, skipped 0, failed 0" in err
+    assert (out / "photo.png").exists()
+    for name, source in (("sub/a.mkv", inputs / "sub" / "a.mkv"), ("holiday.bin", disguised)):
+        assert sniff_video(out / name) in ("mkv", "mp4")
+        assert frame_times(out / name) == frame_times(source)
+        assert packets(out / name, "audio") == packets(source, "audio")
+        with av.open(str(out / name)) as container:
+            assert container.streams.video[0].codec_context.name == "ffv1"
+    assert packets(out / "sub/a.mkv", "subtitle") == packets(inputs / "sub" / "a.mkv", "subtitle")
+    code, err = run_cli("restore", inputs, disguised, "-o", out, "-r", "--model", weights, capsys=capsys)
+    assert code == 0 and "restored 0, skipped 3, failed 0" in err
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(disguised.read_bytes()[:5000])
+    code, err = run_cli("restore", bad, inputs / "photo.png", "-o", tmp_path / "out2", "--model", weights,
+                        "--video-format", "mkv", "--frames", "1:3", capsys=capsys)
+    assert code == 1 and "restored 1, skipped 0, failed 1" in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "bad.mp4" in errors[0]
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["photo.png"]
+
+
+def test_cli_video_flags(tmp_path: Path, restorer: Restorer, capsys) -> None:
+    weights = tmp_path / "tiny.safetensors"
+    save_model(restorer.model, weights)
+    src = make_clip(tmp_path / "v.mp4", ClipSpec(frames=8, audio=("aac",)))
+    code, err = run_cli("restore", src, "-o", tmp_path / "out", "--model", weights, "--video-format", "mkv",
+                        "--video-codec", "h265", "--crf", 28, "--preset", "ultrafast", "--frames", "2:6",
+                        capsys=capsys)
+    assert code == 0, err
+    result = tmp_path / "out" / "v.mkv"
+    with av.open(str(result)) as container:
+        assert container.streams.video[0].codec_context.name == "hevc"
+    assert len(frame_times(result)) == 4
+    code, err = run_cli("restore", src, "-o", tmp_path / "out3", "--model", weights, "--frames", "5:2", capsys=capsys)
+    assert code == 2 and "--frames" in err

@@ -23,6 +23,7 @@ FLAG_FOR_ARGUMENT: dict[str, str] = {
     "source": "--model", "alpha_mode": "--alpha", "backend": "--backend", "outscale": "--outscale",
     "blend": "--blend", "blend_mode": "--blend-mode", "frames": "--frames", "suffix": "--suffix",
     "overwrite": "--overwrite", "lq_dir": "--lq", "box": "--box", "opset": "--opset",
+    "codec": "--video-codec", "crf": "--crf", "preset": "--preset",
 }
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")

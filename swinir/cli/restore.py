@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 import click
 
 from swinir.cli.options import UserError, engine_options, model_options, threads_option
+from swinir.video.common import VIDEO_CODECS, VIDEO_FORMATS
 
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -47,6 +48,18 @@ def _parse_memory(ctx: click.Context, param: click.Parameter, value: Optional[st
     return None if value is None else parse_size(value)
 
 
+def _parse_frames(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[tuple[int, Optional[int]]]:
+    if value is None:
+        return None
+    from swinir.core.errors import SwinIRError
+    from swinir.video.common import parse_frame_range
+
+    try:
+        return parse_frame_range(value)
+    except SwinIRError:
+        raise click.BadParameter("must be START:END (END exclusive; either may be left out), e.g. 0:100") from None
+
+
 def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if "/" in value or "\\" in value or value in (".", ".."):
         raise click.BadParameter("must not contain path separators")
@@ -75,6 +88,16 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
               show_default=True, help="Output format (jpg has no alpha: transparency is flattened onto white).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option("--suffix", default="", callback=_parse_suffix, help="Added to output file names, e.g. _x4.")
+@click.option("--video-format", type=click.Choice(sorted(VIDEO_FORMATS), case_sensitive=False), default=None,
+              help="Container of restored videos (default: the input's own).")
+@click.option("--video-codec", type=click.Choice(sorted(VIDEO_CODECS), case_sensitive=False), default=None,
+              help="Video encoder: h264 (default; vp9 for webm), h265, av1 (SVT-AV1), vp9 or ffv1 (lossless).")
+@click.option("--crf", type=click.IntRange(0, 63), default=None,
+              help="Video quality, lower is better (default 18 for h264, 20 h265, 30 av1/vp9).")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Encoder speed preset: x264/x265 ultrafast..veryslow (default medium), SVT-AV1 0-13, VP9 0-8.")
+@click.option("--frames", "frame_range", default=None, callback=_parse_frames, metavar="START:END",
+              help="Restore only these frames of each video (END exclusive), to try settings on a short part.")
 @click.option("-r", "--recursive", is_flag=True, help="Include images in sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (they are skipped otherwise).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary (failures are still reported).")
@@ -105,27 +128,49 @@ def restore(
     fmt: str,
     quality: int,
     suffix: str,
+    video_format: Optional[str],
+    video_codec: Optional[str],
+    crf: Optional[int],
+    preset: Optional[str],
+    frame_range: Optional[tuple[int, Optional[int]]],
     recursive: bool,
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Restore images (files and/or folders) into OUTDIR: upscale, denoise, remove JPEG artifacts.
+    """Restore images and videos (files and/or folders) into OUTDIR: upscale, denoise, remove
+    JPEG artifacts.
 
     Outputs keep relative paths and names (PNG by default), keep alpha, gray and 16-bit depth,
-    and never replace an input.  Existing outputs are skipped unless --overwrite.  Exit status:
-    0 when nothing failed, 1 when some file failed, 2 for a usage or model error, 130 when
-    interrupted.
+    and never replace an input.  Videos (recognised by content) keep their container, sound,
+    subtitles, timing, rotation and colour; an interrupted video resumes where it stopped.
+    Existing outputs are skipped unless --overwrite.  Exit status: 0 when nothing failed, 1 when
+    some file failed, 2 for a usage or model error, 130 when interrupted.
     """
     import torch
     from tqdm import tqdm
 
     from swinir.inference.batch import BatchRestorer, FileResult, Job, plan_jobs
+    from swinir.video.common import VideoOptions
+    from swinir.video.jobs import VideoJobs
 
     if threads is not None:
         torch.set_num_threads(threads)
-    jobs = plan_jobs(inputs, outdir, recursive=recursive, format=fmt, suffix=suffix, overwrite=overwrite)
+    disable = True if quiet else None  # None: tqdm shows bars only on a terminal
+    frames_bar = tqdm(total=0, unit="frame", desc="frames", file=sys.stderr, position=2, leave=False,
+                      disable=disable, dynamic_ncols=True)
+
+    def frame_progress(done: int, total: int) -> None:
+        if frames_bar.total != total or done < frames_bar.n:  # a new video
+            frames_bar.reset(total=total)
+        frames_bar.update(done - frames_bar.n)
+
+    videos = VideoJobs(VideoOptions(codec=video_codec, crf=crf, preset=preset, format=video_format,
+                                    frames=frame_range, progress=frame_progress))
+    jobs = plan_jobs(inputs, outdir, recursive=recursive, format=fmt, suffix=suffix, overwrite=overwrite,
+                     handlers=[videos])
     if not jobs:
-        click.echo(f"warning: no images found in {', '.join(map(str, inputs))}", err=True)
+        frames_bar.close()
+        click.echo(f"warning: no images or videos found in {', '.join(map(str, inputs))}", err=True)
         return
     pending = sum(job.status == "pending" for job in jobs)
 
@@ -138,8 +183,7 @@ def restore(
         click.echo("interrupted while loading the model; nothing was written", err=True)
         ctx.exit(130)
 
-    disable = True if quiet else None  # None: tqdm shows bars only on a terminal
-    images_bar = tqdm(total=pending, unit="img", desc="images", file=sys.stderr, disable=disable,
+    images_bar = tqdm(total=pending, unit="file", desc="files", file=sys.stderr, disable=disable,
                       dynamic_ncols=True)
     tiles_bar = tqdm(total=0, unit="tile", desc="tiles", file=sys.stderr, position=1, leave=False,
                      disable=disable, dynamic_ncols=True)
@@ -166,12 +210,12 @@ def restore(
     try:
         summary = runner.run(jobs)
     except KeyboardInterrupt:
-        tiles_bar.close()
-        images_bar.close()
+        for bar in (frames_bar, tiles_bar, images_bar):
+            bar.close()
         click.echo(runner.summary.format(), err=True)
         ctx.exit(130)
-    tiles_bar.close()
-    images_bar.close()
+    for bar in (frames_bar, tiles_bar, images_bar):
+        bar.close()
     if not quiet:
         click.echo(summary.format(), err=True)
     if not summary.ok:

@@ -27,14 +27,15 @@ def _sort_key(rel: Path) -> tuple[str, str]:
 
 
 def list_images(
-    inputs: PathLike | Iterable[PathLike], recursive: bool = False
+    inputs: PathLike | Iterable[PathLike], recursive: bool = False, extensions: Iterable[str] = ()
 ) -> list[tuple[Path, Path]]:
     """Expand files and folders into ``(path, relative_path)`` pairs, in a stable order.
 
     A file given directly is kept whatever its extension (``relative_path`` is its name).  A
     folder contributes its files with an image extension (png, jpg, jpeg, bmp, tif, tiff, webp;
     any case), sorted by relative path, with ``relative_path`` relative to that folder so the
-    outputs can mirror the input tree; sub-folders only with ``recursive=True``.  Hidden files
+    outputs can mirror the input tree; sub-folders only with ``recursive=True``.  ``extensions``
+    adds more (e.g. ``(".mp4", ".mkv")`` for a batch that takes videos too).  Hidden files
     and folders (names starting with ".") are skipped, symlinked folders are not followed, and a
     file reached twice is listed once.
 
@@ -45,6 +46,10 @@ def list_images(
         inputs = [inputs]
     result: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
+    extra = {e.lower() for e in extensions}
+
+    def wanted(name: str | Path) -> bool:
+        return is_image_path(name) or Path(name).suffix.lower() in extra
 
     def add(path: Path, rel: Path) -> None:
         key = path.resolve()
@@ -61,10 +66,10 @@ def list_images(
                     dirs[:] = [d for d in dirs if not d.startswith(".")]
                     base = Path(folder)
                     found.extend(base / f for f in files
-                                 if not f.startswith(".") and is_image_path(f))
+                                 if not f.startswith(".") and wanted(f))
             else:
                 found = [p for p in root.iterdir()
-                         if not p.name.startswith(".") and is_image_path(p) and p.is_file()]
+                         if not p.name.startswith(".") and wanted(p) and p.is_file()]
             pairs = [(p, p.relative_to(root)) for p in found if p.is_file()]
             for path, rel in sorted(pairs, key=lambda pr: _sort_key(pr[1])):
                 add(path, rel)

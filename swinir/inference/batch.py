@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Protocol, Union
 
 import numpy as np
 
@@ -53,6 +53,7 @@ __all__ = [
     "BatchSummary",
     "FileResult",
     "Job",
+    "JobHandler",
     "describe_failure",
     "output_path",
     "plan_jobs",
@@ -82,6 +83,24 @@ class Job:
     output: Optional[Path]
     status: str = "pending"
     reason: str = ""
+    handler: Optional[JobHandler] = None  # None: an image
+
+
+class JobHandler(Protocol):
+    """Another kind of input that a batch takes beside images (videos: ``swinir.video.jobs``).
+
+    Upper layers plug in here, so this layer never imports them: a handler says which files it
+    takes (by content), where their results go, and restores one with the batch's Restorer.
+    """
+
+    #: also listed from input folders (files given directly are offered to :meth:`claims` anyway)
+    extensions: tuple[str, ...]
+
+    def claims(self, path: Path) -> bool: ...
+
+    def output_path(self, relative: Path, outdir: Path, suffix: str) -> Path: ...
+
+    def process(self, job: Job, restorer: Restorer) -> FileResult: ...
 
 
 def output_path(relative: PathLike, outdir: PathLike, *, format: str = "png", suffix: str = "") -> Path:
@@ -109,6 +128,7 @@ def plan_jobs(
     format: str = "png",
     suffix: str = "",
     overwrite: bool = False,
+    handlers: Sequence[JobHandler] = (),
 ) -> list[Job]:
     """Expand files and folders into :class:`Job` objects, in a stable order.
 
@@ -118,26 +138,32 @@ def plan_jobs(
     second run does not restore its own results).  A job is refused (``status="error"``) when its
     output would overwrite any input, resolve outside ``outdir`` (``..``, symbolic links), or
     equal the output of an earlier job; a missing input is an error job too.  Existing outputs
-    give ``status="skip"`` unless ``overwrite``.
+    give ``status="skip"`` unless ``overwrite``.  A file that one of ``handlers`` claims (videos)
+    becomes that handler's job, with the output path it chooses.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if "/" in suffix or "\\" in suffix or suffix in (".", ".."):
         raise ArgumentError("suffix", suffix, "must not contain path separators")
     out_root = Path(outdir)
-    listed, seen = _list_inputs(inputs, out_root.resolve(), recursive)
+    extensions = tuple(ext for handler in handlers for ext in handler.extensions)
+    listed, seen = _list_inputs(inputs, out_root.resolve(), recursive, extensions)
+    for job in listed:
+        if job.status == "pending":
+            job.handler = next((h for h in handlers if h.claims(job.source)), None)
     _assign_outputs(listed, seen, out_root, format=format, suffix=suffix, overwrite=overwrite)
     return listed
 
 
-def _list_inputs(inputs: Iterable[PathLike], out_resolved: Path, recursive: bool) -> tuple[list[Job], set[Path]]:
+def _list_inputs(inputs: Iterable[PathLike], out_resolved: Path, recursive: bool,
+                 extensions: tuple[str, ...] = ()) -> tuple[list[Job], set[Path]]:
     """One job per input image (missing inputs as error jobs) and the resolved input paths."""
     listed: list[Job] = []
     seen: set[Path] = set()
     for item in inputs:
         item_path = Path(item)
         try:
-            pairs = list_images(item_path, recursive=recursive)
+            pairs = list_images(item_path, recursive=recursive, extensions=extensions)
         except ImageReadError as exc:
             listed.append(Job(item_path, Path(item_path.name), None, "error", exc.reason))
             continue
@@ -162,7 +188,10 @@ def _assign_outputs(listed: list[Job], seen: set[Path], out_root: Path, *, forma
     for job in listed:
         if job.status == "error":
             continue
-        job.output = output_path(job.relative, out_root, format=format, suffix=suffix)
+        if job.handler is not None:
+            job.output = job.handler.output_path(job.relative, out_root, suffix)
+        else:
+            job.output = output_path(job.relative, out_root, format=format, suffix=suffix)
         target = job.output.resolve()
         if not _inside(target, out_resolved):
             job.status, job.reason = "error", f"output {job.output} would be outside the output folder {out_root}"
@@ -358,6 +387,8 @@ class BatchRestorer:
         start = time.perf_counter()
         if self.restorer is None or job.output is None:
             raise SwinIRError("BatchRestorer needs a restorer and planned outputs to restore files")
+        if job.handler is not None:
+            return job.handler.process(job, self.restorer)
         try:
             image = read_image(job.source)
             pixels, alpha = restore_image(self.restorer, image, outscale=self.outscale,
