@@ -206,18 +206,19 @@ def test_interrupt_in_process_then_resume(tmp_path: Path, restorer: Restorer) ->
     assert result.resumed_segments == 0 and result.restored == 9
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "truncated-mkv"])
 def test_corrupt_input_one_line_nothing_written(tmp_path: Path, restorer: Restorer, damage: str) -> None:
-    good = make_clip(tmp_path / "good.mp4", ClipSpec(frames=10, audio=("aac",)))
-    bad = tmp_path / "bad.mp4"
+    suffix = ".mkv" if damage.endswith("mkv") else ".mp4"
+    good = make_clip(tmp_path / f"good{suffix}", ClipSpec(frames=30 if suffix == ".mkv" else 10, audio=("libopus",)))
+    bad = tmp_path / f"bad{suffix}"
     data = good.read_bytes()
     bad.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\0\0\0\x18ftypisom" + os.urandom(3000),
-                     "empty": b""}[damage])
+                     "empty": b"", "truncated-mkv": data[: len(data) // 2]}[damage])
     out = tmp_path / "out"
     with pytest.raises(VideoError) as info:
-        restore_video(bad, out / "bad.mp4", restorer)
+        restore_video(bad, out / bad.name, restorer)
     message = str(info.value)
-    assert "\n" not in message and "bad.mp4" in message
+    assert "\n" not in message and bad.name in message
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -244,6 +245,9 @@ def test_codec_and_container_errors_are_clear(tmp_path: Path, restorer: Restorer
     src = make_clip(tmp_path / "e.mp4", ClipSpec(frames=3, audio=()))
     with pytest.raises(VideoError, match="webm file cannot hold H.264"):
         restore_video(src, tmp_path / "out" / "e.webm", restorer, codec="h264")
+    with_sound = make_clip(tmp_path / "s.mp4", ClipSpec(frames=3, audio=("aac",)))
+    with pytest.raises(VideoError, match="webm file cannot hold the aac audio stream #1"):
+        restore_video(with_sound, tmp_path / "out" / "s.webm", restorer)
     monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {"libsvtav1"})
     with pytest.raises(VideoError, match=r"codec=av1 .* not in this PyAV build \(encoders available: .*libx264"):
         restore_video(src, tmp_path / "out" / "e.mp4", restorer, codec="av1")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from swinir.video.assemble import AssemblyPlan, assemble
+from swinir.video.assemble import AssemblyPlan, assemble, check_copyable
 from swinir.video.colour import colour_spec
 from swinir.video.common import VIDEO_FORMATS, VideoError, VideoOptions, require_pyav
 from swinir.video.encode import check_writable, choose_encoder, timestamps_path, write_json_atomic
@@ -88,6 +88,7 @@ def restore_video(src: os.PathLike[str] | str, dst: os.PathLike[str] | str, rest
     colour = colour_spec(info.matrix, info.color_range, info.primaries, info.transfer, pix_fmt=info.pix_fmt,
                          width=info.width, height=info.height, depth=info.depth)
     encoder = choose_encoder(options, kind, info.depth, info.pix_fmt, colour, dst)
+    check_copyable(info, kind, dst)
     check_writable(dst)
     scale = int(getattr(restorer, "scale", 1))
     parts = parts_folder(dst)

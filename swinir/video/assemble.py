@@ -27,7 +27,7 @@ from swinir.video.common import VIDEO_FORMATS, VideoError
 from swinir.video.encode import timestamps_path
 from swinir.video.probe import VideoInfo
 
-__all__ = ["AssemblyPlan", "assemble"]
+__all__ = ["AssemblyPlan", "assemble", "check_copyable"]
 
 log = logging.getLogger(__name__)
 _COPIED_TYPES = ("audio", "subtitle", "data", "video")
@@ -67,6 +67,25 @@ def assemble(plan: AssemblyPlan, dst: Path) -> None:
             _mux_all(out, heapq.merge(*sources, key=lambda item: item[0]))
     except av.FFmpegError as exc:
         raise VideoError(dst, f"cannot write the {plan.out_kind} file ({exc.strerror or exc})") from None
+
+
+def check_copyable(info: VideoInfo, out_kind: str, dst: Path) -> None:
+    """Fail before any frame is restored when the output container cannot hold one of the
+    streams that would be copied (e.g. AAC into WebM)."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(), "w", format=VIDEO_FORMATS[out_kind][0]) as probe:
+        supported = probe.supported_codecs
+    with av.open(str(info.path), "r", metadata_errors="replace") as source:
+        for stream in source.streams:
+            name = stream.codec_context.name if stream.codec_context is not None else None
+            if stream.index == info.stream_index or stream.type not in ("audio", "subtitle") or name is None:
+                continue
+            if name not in supported:
+                raise VideoError(dst, f"a {out_kind} file cannot hold the {name} {stream.type} stream #{stream.index} "
+                                      "that would be copied; choose another video format")
 
 
 def _muxer_options(muxer: str, source: Any) -> dict[str, str]:

@@ -210,7 +210,7 @@ def _check_complete(path: Path, stream: Any, stamps: list[int], time_base: Fract
     if tagged is not None and len(stamps) > 1:
         step = (max(stamps) - min(stamps)) / (len(stamps) - 1)
         end = float((max(stamps) + step) * time_base)
-        if end < tagged - max(1.0, 2 * step * float(time_base)):
+        if end < tagged - max(0.05, 2 * step * float(time_base)):  # the tag is the last frame's end
             raise VideoError(path, f"truncated: video ends at {end:.2f} s of {tagged:.2f} s")
 
 
