@@ -40,6 +40,16 @@ class UNetDiscriminatorSN(nn.Module):
         init_gain: gain of the orthogonal initialisation (KAIR: 0.2).
     """
 
+    # the spectrally normalised convolutions, set by name in __init__
+    conv1: nn.Conv2d
+    conv2: nn.Conv2d
+    conv3: nn.Conv2d
+    conv4: nn.Conv2d
+    conv5: nn.Conv2d
+    conv6: nn.Conv2d
+    conv7: nn.Conv2d
+    conv8: nn.Conv2d
+
     def __init__(self, in_chans: int = 3, channels: int = 64, skip: bool = True,
                  init: Literal["default", "orthogonal"] = "default", init_gain: float = 0.2) -> None:
         super().__init__()

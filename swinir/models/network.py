@@ -205,7 +205,7 @@ def pad_to_multiple_traceable(x: Tensor, multiple: int) -> Tensor:
     h, w = x.shape[-2:]
 
     def index(size: Tensor | int) -> Tensor:
-        padded = torch.arange(size + (multiple - size % multiple) % multiple, device=x.device)
+        padded = torch.arange(size + (multiple - size % multiple) % multiple, device=x.device)  # type: ignore[arg-type]  # traced sizes are tensors
         period = torch.clamp(torch.as_tensor(2 * (size - 1), device=x.device), min=1)
         idx = padded % period
         return torch.where(idx < size, idx, period - idx)
@@ -281,6 +281,8 @@ class WindowAttention(nn.Module):
 
     Input ``(B * nW, N, C)`` with ``N = ws²``; ``mask`` is ``(nW, N, N)`` or ``None``.
     """
+
+    relative_position_index: Tensor  # buffer (ws², ws²) indices into the bias table
 
     def __init__(
         self,
@@ -620,6 +622,10 @@ class SwinIR(nn.Module):
     ``(N, in_chans, H·s, W·s)`` with ``s = upscale / unshuffle``.
     """
 
+    mean: Tensor  # buffer (1, in_chans, 1, 1): the ImageNet RGB mean (zeros for gray)
+    layers: nn.ModuleList  # of ResidualSwinBlock
+    upsample: nn.Module
+
     @outside_inference_mode
     def __init__(
         self,
@@ -679,7 +685,8 @@ class SwinIR(nn.Module):
         self.mlp_ratio = mlp_ratio
         mean = IMAGENET_RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
         self.register_buffer("mean", torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
-        resolution = tuple(s // patch_size for s in _pair(img_size))
+        pair = _pair(img_size)
+        resolution = (pair[0] // patch_size, pair[1] // patch_size)
         self.patches_resolution = resolution
 
         # 1. Shallow feature extraction
@@ -768,9 +775,10 @@ class SwinIR(nn.Module):
         return self.window_size * self.unshuffle
 
     def _layer_geometry(self) -> tuple[int, int]:
-        first = self.layers[0].residual_group.blocks
-        shift = first[1].shift_size if len(first) > 1 else 0
-        return first[0].window_size, shift
+        block = self.layers[0]
+        assert isinstance(block, ResidualSwinBlock)
+        first = [layer for layer in block.residual_group.blocks if isinstance(layer, SwinLayer)]
+        return first[0].window_size, (first[1].shift_size if len(first) > 1 else 0)
 
     def shifted_windows(self, x_size: tuple[int, int], device: torch.device, dtype: torch.dtype) -> Optional[ShiftedWindows]:
         """The shifted-window geometry (mask, gather indices) for ``x_size``, cached per size."""

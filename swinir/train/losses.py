@@ -42,7 +42,7 @@ __all__ = [
     "load_vgg19_weights",
 ]
 
-_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 
 
 def _layer_names() -> list[str]:
@@ -79,6 +79,9 @@ class VGG19Features(nn.Module):
     The network is frozen (``requires_grad=False``) and stays in eval mode.
     """
 
+    mean: Tensor  # buffer (1, 3, 1, 1)
+    std: Tensor  # buffer (1, 3, 1, 1)
+
     def __init__(self, weights: Optional[PathLike] = None, *, input_norm: bool = True) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -109,7 +112,8 @@ class VGG19Features(nn.Module):
             if isinstance(module, nn.Conv2d):
                 fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1]
                 module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_out) ** 0.5)
-                module.bias.zero_()
+                if module.bias is not None:
+                    module.bias.zero_()
 
     def train(self, mode: bool = True) -> VGG19Features:
         return super().train(False)
