@@ -330,3 +330,15 @@ def test_cli_video_flags(tmp_path: Path, restorer: Restorer, capsys) -> None:
     assert len(frame_times(result)) == 4
     code, err = run_cli("restore", src, "-o", tmp_path / "out3", "--model", weights, "--frames", "5:2", capsys=capsys)
     assert code == 2 and "--frames" in err
+
+
+def test_odd_sized_video_keeps_full_chroma(tmp_path: Path) -> None:
+    """A 71x45 4:2:0 input (FFV1 allows odd sides) denoised at the same size: x264 cannot halve
+    odd sides, so the output keeps full chroma instead of failing."""
+    src = make_clip(tmp_path / "odd.mkv", ClipSpec(width=71, height=45, frames=3, codec="ffv1", audio=()))
+    dst = tmp_path / "out" / "odd.mkv"
+    restore_video(src, dst, Restorer(tiny_model(1), tile=0))
+    with av.open(str(dst)) as container:
+        cc = container.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt, cc.width, cc.height) == ("h264", "yuv444p", 71, 45)
+    assert frame_times(dst) == frame_times(src)

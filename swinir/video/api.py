@@ -87,10 +87,11 @@ def restore_video(src: os.PathLike[str] | str, dst: os.PathLike[str] | str, rest
     segments = plan_segments(info, options.frames, options.segment_frames)
     colour = colour_spec(info.matrix, info.color_range, info.primaries, info.transfer, pix_fmt=info.pix_fmt,
                          width=info.width, height=info.height, depth=info.depth)
-    encoder = choose_encoder(options, kind, info.depth, info.pix_fmt, colour, dst)
+    scale = int(getattr(restorer, "scale", 1))
+    encoder = choose_encoder(options, kind, info.depth, info.pix_fmt, colour, dst,
+                             (info.width * scale, info.height * scale))
     check_copyable(info, kind, dst)
     check_writable(dst)
-    scale = int(getattr(restorer, "scale", 1))
     parts = parts_folder(dst)
     batch = _batch_size(options.batch, restorer, info)
     done = _prepare_parts(parts, _fingerprint(info, options, encoder.describe(), kind, restorer, batch), segments)

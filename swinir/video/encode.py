@@ -52,7 +52,7 @@ def available_codecs() -> dict[str, bool]:
 
 
 def choose_encoder(options: VideoOptions, out_kind: str, depth: int, src_pix_fmt: str, colour: ColourSpec,
-                   dst: Path) -> EncoderSpec:
+                   dst: Path, size: tuple[int, int]) -> EncoderSpec:
     """The encoder, pixel format and options for ``options`` writing into ``out_kind``.
 
     Raises:
@@ -70,7 +70,7 @@ def choose_encoder(options: VideoOptions, out_kind: str, depth: int, src_pix_fmt
     if not _container_takes(muxer, codec.name):
         raise VideoError(dst, f"a {out_kind} file cannot hold {label} video; choose another codec or format")
     formats = [f.name for f in codec.video_formats or ()]
-    pix_fmt = _pick_pix_fmt(encoder, formats, depth, src_pix_fmt)
+    pix_fmt = _fit_odd_size(_pick_pix_fmt(encoder, formats, depth, src_pix_fmt), formats, size, dst)
     if depth > 8 and av.VideoFormat(pix_fmt).components[0].bits <= 8:
         log.warning("%s: %s cannot store %d-bit video; writing 8-bit", dst, encoder, depth)
     return EncoderSpec(encoder, pix_fmt, colour, _encoder_options(encoder, options))
@@ -95,6 +95,21 @@ def _pick_pix_fmt(encoder: str, formats: list[str], depth: int, src: str) -> str
         if candidate in formats:
             return candidate
     return formats[0]
+
+
+def _fit_odd_size(pix_fmt: str, formats: list[str], size: tuple[int, int], dst: Path) -> str:
+    """Chroma subsampling needs even sides: an odd-sized output (a denoised 71x45 video) keeps
+    full chroma (4:4:4) instead."""
+    width, height = size
+    halves_width = any(tag in pix_fmt for tag in ("420", "422", "411", "410"))
+    halves_height = any(tag in pix_fmt for tag in ("420", "440", "410"))
+    if not ((halves_width and width % 2) or (halves_height and height % 2)):
+        return pix_fmt
+    for tag in ("420", "422", "440", "411", "410"):
+        full = pix_fmt.replace(tag, "444")
+        if full != pix_fmt and full in formats:
+            return full
+    raise VideoError(dst, f"{width}x{height} frames need 4:4:4 chroma, which this encoder lacks; use ffv1 or h264")
 
 
 def _encoder_options(encoder: str, options: VideoOptions) -> dict[str, str]:
