@@ -8,6 +8,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from swinir.degradations.protocol import jpeg_compress
+
 __all__ = [
     "RESIZE_METHODS",
     "add_gaussian_noise",
@@ -76,8 +78,6 @@ def add_poisson_noise(img: np.ndarray, scale: float, rng: np.random.Generator, *
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     """JPEG round trip with OpenCV (RGB encoded as BGR, 4:2:0 as OpenCV's default), float in/out."""
-    from swinir.degradations.protocol import jpeg_compress
-
     u8 = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
     return jpeg_compress(np.ascontiguousarray(u8), int(quality)).astype(np.float32) / 255.0
 

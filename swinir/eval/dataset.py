@@ -10,7 +10,9 @@ import numpy as np
 from swinir.core.errors import ImageReadError, SwinIRError
 from swinir.core.tasks import SR_TASKS
 from swinir.core.types import PathLike
+from swinir.degradations.protocol import degrade_for_task, read_gray_for_denoising
 from swinir.eval.protocol import Protocol
+from swinir.image import IMAGE_EXTENSIONS, is_image_path, list_images, read_image, to_uint8
 
 __all__ = ["HR_SUBFOLDERS", "Sample", "find_lq_file", "list_dataset", "load_sample", "resolve_dataset"]
 
@@ -42,8 +44,6 @@ def _rgb(pixels: np.ndarray) -> np.ndarray:
 
 def _read_pixels(path: Path) -> np.ndarray:
     """Decode a file (validated: truncated or corrupt files raise) to 8-bit pixels, no alpha."""
-    from swinir.image import read_image, to_uint8
-
     return to_uint8(read_image(path).pixels)
 
 
@@ -56,8 +56,6 @@ def resolve_dataset(folder: PathLike) -> Path:
     Raises:
         SwinIRError: the folder does not exist.
     """
-    from swinir.image import is_image_path
-
     root = Path(folder)
     if not root.is_dir():
         raise SwinIRError(f"dataset folder not found: {root}")
@@ -71,8 +69,6 @@ def resolve_dataset(folder: PathLike) -> Path:
 
 def list_dataset(folder: PathLike) -> list[Path]:
     """The image files of a benchmark folder (see :func:`resolve_dataset`), sorted by name."""
-    from swinir.image import list_images
-
     return [path for path, _ in list_images(resolve_dataset(folder))]
 
 
@@ -82,8 +78,6 @@ def find_lq_file(lq_dir: PathLike, name: str, scale: int, ext: str) -> Path:
     Raises:
         ImageReadError: no such file.
     """
-    from swinir.image import IMAGE_EXTENSIONS
-
     folder = Path(lq_dir)
     first = folder / f"{name}x{scale}{ext}"
     if first.is_file():
@@ -102,8 +96,6 @@ def load_sample(path: PathLike, protocol: Protocol, lq_dir: Optional[PathLike] =
         ImageReadError: the image (or its LR file) cannot be read.
         SwinIRError: the LR file does not fit the ground truth.
     """
-    from swinir.degradations.protocol import degrade_for_task, read_gray_for_denoising
-
     path = Path(path)
     name = path.stem
     task = protocol.task

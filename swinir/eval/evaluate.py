@@ -13,6 +13,7 @@ from swinir.eval.dataset import HR_SUBFOLDERS, list_dataset, load_sample, resolv
 from swinir.eval.methods import Method
 from swinir.eval.protocol import Protocol, measure
 from swinir.eval.results import EvalResult, Failure, ImageResult
+from swinir.image import write_image
 
 __all__ = ["evaluate_dataset"]
 
@@ -103,8 +104,6 @@ def _evaluate_one(
     out_dir: Optional[Path],
 ) -> Union[ImageResult, Failure]:
     """Degrade, restore, measure (and save) one image; a :class:`Failure` when it cannot be done."""
-    from swinir.image import write_image
-
     try:
         sample = load_sample(path, protocol, lq_dir)
         output = method(sample.lq, protocol)

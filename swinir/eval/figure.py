@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.core.files import atomic_path
 from swinir.eval.dataset import load_sample
 from swinir.eval.methods import BicubicMethod, InputMethod, Method
 from swinir.eval.protocol import Protocol, measure
@@ -212,8 +213,6 @@ def compare_methods(
     Raises:
         SwinIRError: unreadable image, a box outside the image, or a method that fails.
     """
-    from swinir.core.files import atomic_path
-
     sample = load_sample(image, protocol)
     gt = sample.gt
     s = protocol.scale

@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from swinir.assets import read_asset_text
+from swinir.core.files import atomic_write_bytes
 from swinir.image.imresize import imresize
 
 __all__ = [
@@ -110,8 +111,6 @@ class NIQEModel:
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write the model as JSON (atomically)."""
-        from swinir.core.files import atomic_write_bytes
-
         dest = Path(path)
         atomic_write_bytes(dest, self.to_json().encode(), fsync=False)
         return dest

@@ -38,6 +38,7 @@ from swinir.eval.evaluate import evaluate_dataset
 from swinir.eval.methods import ModelMethod
 from swinir.eval.protocol import Protocol
 from swinir.eval.results import EvalResult, Failure
+from swinir.image import is_image_path
 
 __all__ = [
     "DATASET_ALIASES",
@@ -182,8 +183,6 @@ def find_dataset(root: Union[str, Path], name: str) -> Optional[Path]:
 
 
 def _has_images(folder: Path) -> bool:
-    from swinir.image import is_image_path
-
     try:
         target = resolve_dataset(folder)
         return any(p.is_file() and is_image_path(p) for p in target.iterdir())

@@ -49,6 +49,7 @@ import numpy as np
 
 from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.tasks import DN_TASKS, JPEG_TASKS, SR_TASKS, TASKS, normalise_task
+from swinir.eval.metrics import psnr, psnr_b, ssim
 
 __all__ = [
     "SR_TASKS",
@@ -175,8 +176,6 @@ def to_uint8(output: np.ndarray) -> np.ndarray:
 
 def measure(output: np.ndarray, gt: np.ndarray, protocol: Protocol) -> dict[str, float]:
     """The metrics of :attr:`Protocol.metric_names` for one 8-bit output against its ground truth."""
-    from swinir.eval.metrics import psnr, psnr_b, ssim
-
     if output.shape != gt.shape:
         raise SwinIRError(f"output shape {output.shape} does not match the ground truth {gt.shape}")
     border = protocol.border

@@ -48,6 +48,7 @@ from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.types import PathLike
 from swinir.models.descriptor import describe
 from swinir.models.network import SwinIR, WindowAttention
+from swinir.models.onnx_runtime import OnnxModel
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -296,8 +297,6 @@ def verify_onnx(
 
     Float16 files are run with the CPU back-end as well (slow, but exact enough to check them).
     """
-    from swinir.models.onnx_runtime import OnnxModel
-
     runtime = OnnxModel(path, device="cpu")
     tolerance = TOLERANCE[runtime.precision] if tolerance is None else tolerance
     generator = torch.Generator().manual_seed(seed)

@@ -28,13 +28,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from swinir.core.errors import ConfigError
 from swinir.degradations.protocol import (
+    degrade_for_task,
     gray_for_jpeg,
     gray_from_color_for_denoising,
     jpeg_compress,
     random_gaussian_noise,
 )
 from swinir.degradations.realistic import DegradationConfig, build_degradation
-from swinir.image import list_images, read_image, to_uint8
+from swinir.image import list_images, read_image, to_uint8, write_image
 from swinir.image.imresize import imresize, modcrop
 
 __all__ = [
@@ -373,7 +374,6 @@ def load_validation_set(
     ``i``-th image with a generator seeded ``(0, i)`` so every validation sees the same inputs.
     """
     degrader = build_degradation(degradation, scale) if lq_folder is None else None
-    from swinir.degradations.protocol import degrade_for_task
 
     items = list_images(Path(folder))
     if max_images:
@@ -423,8 +423,6 @@ def crop_starts(size: int, crop: int, step: int, thresh_size: int = 0) -> list[i
 
 
 def _prepare_one(args: tuple[Path, Path, int, int, int]) -> int:
-    from swinir.image import write_image
-
     path, out_dir, crop, step, thresh = args
     pixels = read_image(path).pixels
     h, w = pixels.shape[:2]
