@@ -64,7 +64,7 @@ def stream_durations(path: Path) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------------------
 def test_timing_audio_subtitles_rotation_colour_kept(tmp_path: Path, restorer: Restorer) -> None:
-    spec = ClipSpec(frames=14, vfr=True, audio=("aac", "libopus"), subtitles=True, rotation=90)
+    spec = ClipSpec(frames=14, vfr=True, audio=("aac", "libopus"), subtitles=True, data=True, rotation=90)
     src = make_clip(tmp_path / "clip.mp4", spec)
     dst = tmp_path / "out" / "clip.mp4"
     seen: list[tuple[int, int]] = []
@@ -74,11 +74,12 @@ def test_timing_audio_subtitles_rotation_colour_kept(tmp_path: Path, restorer: R
     assert not parts_folder(dst).exists()
     assert frame_times(dst) == frame_times(src)  # VFR: every timestamp, exactly
     assert len(frame_times(src)) == 14
-    for kind, index in (("audio", 0), ("audio", 1), ("subtitle", 0)):
+    for kind, index in (("audio", 0), ("audio", 1), ("subtitle", 0), ("data", 0)):
         assert packets(dst, kind, index) == packets(src, kind, index), (kind, index)
     assert stream_durations(dst) == stream_durations(src)
     with av.open(str(src)) as a, av.open(str(dst)) as b:
-        assert [s.codec_context.name for s in b.streams] == ["h264", "aac", "opus", "mov_text"]
+        assert [s.type for s in b.streams] == ["video", "audio", "audio", "subtitle", "data"]
+        assert [s.codec_context.name for s in list(b.streams)[:4]] == ["h264", "aac", "opus", "mov_text"]
         va, vb = a.streams.video[0].codec_context, b.streams.video[0].codec_context
         assert (vb.width, vb.height) == (2 * va.width, 2 * va.height) == (140, 92)
         assert (vb.color_primaries, vb.color_trc, vb.colorspace, vb.color_range) == (1, 1, 1, 1)

@@ -23,6 +23,7 @@ class ClipSpec:
     bframes: int = 2
     audio: tuple[str, ...] = ("aac",)
     subtitles: bool = False
+    data: bool = False  # a timed-metadata (bin_data) stream, MP4 only
     rotation: int = 0
     bt709: bool = True
 
@@ -86,12 +87,17 @@ def make_clip(path: Path, spec: ClipSpec, seed: int = 0) -> Path:
         if spec.subtitles:
             sub = out.add_mux_stream("mov_text" if path.suffix in (".mp4", ".mov") else "subrip")
             sub.time_base = Fraction(1, 1000)
+        data = out.add_data_stream("bin_data") if spec.data else None
         for i, p in enumerate(pts):
             frame = av.VideoFrame.from_ndarray(_picture(i, spec, rng), format="rgb48le" if "10" in spec.pix_fmt else "rgb24")
             if spec.bt709:
                 frame = frame.reformat(format=spec.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG")
             frame.pts, frame.time_base = p, time_base
             out.mux(video.encode(frame))
+            if data is not None:
+                packet = av.Packet(f"frame {i}".encode())
+                packet.stream, packet.pts, packet.dts, packet.time_base = data, p, p, time_base
+                out.mux(packet)
         out.mux(video.encode(None))
         for stream in audio_streams:
             _write_audio(out, stream, duration)

@@ -57,7 +57,7 @@ def assemble(plan: AssemblyPlan, dst: Path) -> None:
     try:
         with atomic_path(dst) as tmp, av.open(str(plan.info.path), "r", metadata_errors="replace") as source, \
                 av.open(str(plan.segments[0]), "r") as first, \
-                av.open(str(tmp), "w", format=muxer, options=_muxer_options(muxer, source)) as out:
+                av.open(str(tmp), "w", format=muxer, options=_muxer_options(muxer, source, plan.pts_shift != 0)) as out:
             video_out = _add_video(out, source, first, plan.info.display_matrix)
             copies = _add_copies(out, source, plan.info.stream_index, dst)
             _copy_container_metadata(source, out)
@@ -88,11 +88,13 @@ def check_copyable(info: VideoInfo, out_kind: str, dst: Path) -> None:
                                       "that would be copied; choose another video format")
 
 
-def _muxer_options(muxer: str, source: Any) -> dict[str, str]:
-    """MP4/MOV edit lists count in the movie time scale (1/1000 s by default): make it a common
-    multiple of every stream's, so a stream that starts late (``frames``) starts exactly."""
+def _muxer_options(muxer: str, source: Any, shifted: bool) -> dict[str, str]:
+    """MP4/MOV edit lists count in the movie time scale (1/1000 s by default).  A part cut with
+    ``frames`` gets a common multiple of every stream's time scale, so its sound starts exactly
+    with its picture; a whole video keeps the default, which (like the input's) rounds each
+    track's edit up to whole milliseconds and so keeps a zero-length last sample (data tracks)."""
     options = {"fflags": "+bitexact"}  # no random IDs or dates: the same input gives the same file
-    if muxer not in ("mp4", "mov"):
+    if muxer not in ("mp4", "mov") or not shifted:
         return options
     scale = 1
     for stream in source.streams:
