@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 import click
 
-from swinir.cli.options import UserError, engine_options, model_options, threads_option
+from swinir.cli.options import ENGINE_KEYS, UserError, engine_options, model_options, threads_option
 from swinir.video.common import VIDEO_CODECS, VIDEO_FORMATS
 
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
@@ -102,41 +102,7 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (they are skipped otherwise).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary (failures are still reported).")
 @click.pass_context
-def restore(
-    ctx: click.Context,
-    inputs: tuple[Path, ...],
-    outdir: Path,
-    model_spec: Optional[str],
-    task: Optional[str],
-    scale: Optional[int],
-    noise: Union[float, str, None],
-    jpeg: Union[int, str, None],
-    large: bool,
-    tile: Any,
-    tile_overlap: int,
-    tile_batch: int,
-    max_memory: Optional[int],
-    ensemble: bool,
-    device: str,
-    precision: str,
-    threads: Optional[int],
-    compile_model: bool,
-    channels_last: bool,
-    padding: str,
-    alpha_mode: str,
-    outscale: Optional[float],
-    fmt: str,
-    quality: int,
-    suffix: str,
-    video_format: Optional[str],
-    video_codec: Optional[str],
-    crf: Optional[int],
-    preset: Optional[str],
-    frame_range: Optional[tuple[int, Optional[int]]],
-    recursive: bool,
-    overwrite: bool,
-    quiet: bool,
-) -> None:
+def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **options: Any) -> None:
     """Restore images and videos (files and/or folders) into OUTDIR: upscale, denoise, remove
     JPEG artifacts.
 
@@ -146,105 +112,116 @@ def restore(
     Existing outputs are skipped unless --overwrite.  Exit status: 0 when nothing failed, 1 when
     some file failed, 2 for a usage or model error, 130 when interrupted.
     """
+    # Imported here, not at the top: `swinir restore --help` then starts without loading torch.
     import torch
-    from tqdm import tqdm
 
-    from swinir.inference.batch import BatchRestorer, FileResult, Job, plan_jobs
+    from swinir.inference.batch import BatchRestorer, plan_jobs
     from swinir.video.common import VideoOptions
     from swinir.video.jobs import VideoJobs
 
-    if threads is not None:
-        torch.set_num_threads(threads)
-    disable = True if quiet else None  # None: tqdm shows bars only on a terminal
-    frames_bar = tqdm(total=0, unit="frame", desc="frames", file=sys.stderr, position=2, leave=False,
-                      disable=disable, dynamic_ncols=True)
-
-    def frame_progress(done: int, total: int) -> None:
-        if frames_bar.total != total or done < frames_bar.n:  # a new video
-            frames_bar.reset(total=total)
-        frames_bar.update(done - frames_bar.n)
-
-    videos = VideoJobs(VideoOptions(codec=video_codec, crf=crf, preset=preset, format=video_format,
-                                    frames=frame_range, progress=frame_progress))
-    jobs = plan_jobs(inputs, outdir, recursive=recursive, format=fmt, suffix=suffix, overwrite=overwrite,
-                     handlers=[videos])
+    if options["threads"] is not None:
+        torch.set_num_threads(options["threads"])
+    bars = _ProgressBars(quiet=options["quiet"])
+    videos = VideoJobs(VideoOptions(codec=options["video_codec"], crf=options["crf"], preset=options["preset"],
+                                    format=options["video_format"], frames=options["frame_range"],
+                                    progress=bars.frames))
+    jobs = plan_jobs(inputs, outdir, recursive=options["recursive"], format=options["fmt"], suffix=options["suffix"],
+                     overwrite=options["overwrite"], handlers=[videos])
     if not jobs:
-        frames_bar.close()
+        bars.close()
         click.echo(f"warning: no images or videos found in {', '.join(map(str, inputs))}", err=True)
         return
-    pending = sum(job.status == "pending" for job in jobs)
-
+    pending = [job for job in jobs if job.status == "pending"]
     try:
-        restorer = _make_restorer(
-            pending, model_spec, task=task, scale=scale, noise=noise, jpeg=jpeg, large=large, device=device,
-            precision=precision, tile=tile, tile_overlap=tile_overlap, ensemble=ensemble, padding=padding,
-            max_memory=max_memory, tile_batch=tile_batch, compile=compile_model, channels_last=channels_last)
+        restorer = _make_restorer(options) if pending else None
     except KeyboardInterrupt:
         click.echo("interrupted while loading the model; nothing was written", err=True)
         ctx.exit(130)
-
-    images_bar = tqdm(total=pending, unit="file", desc="files", file=sys.stderr, disable=disable,
-                      dynamic_ncols=True)
-    tiles_bar = tqdm(total=0, unit="tile", desc="tiles", file=sys.stderr, position=1, leave=False,
-                     disable=disable, dynamic_ncols=True)
-    pending_sources = {job.source for job in jobs if job.status == "pending"}
-
-    def tile_progress(done: int, total: int) -> None:
-        if tiles_bar.total != total or done < tiles_bar.n:  # a new image (or pass)
-            tiles_bar.reset(total=total)
-        tiles_bar.update(done - tiles_bar.n)
-
-    def on_start(job: Job, index: int, count: int) -> None:
-        images_bar.set_postfix_str(str(job.relative), refresh=False)
-
-    def on_result(result: FileResult) -> None:
-        if result.status == "failed":
-            tqdm.write(f"error: {result.source}: {result.reason}", file=sys.stderr)
-        if result.source in pending_sources:
-            images_bar.update(1)
-
+    bars.start_files(pending)
     if restorer is not None:
-        restorer.progress = tile_progress
-    runner = BatchRestorer(restorer, outscale=outscale, alpha_mode=alpha_mode, format=fmt, quality=quality,
-                           on_start=on_start, on_result=on_result)
+        restorer.progress = bars.tiles
+    runner = BatchRestorer(restorer, outscale=options["outscale"], alpha_mode=options["alpha_mode"],
+                           format=options["fmt"], quality=options["quality"], on_start=bars.on_start,
+                           on_result=bars.on_result)
     try:
         summary = runner.run(jobs)
     except KeyboardInterrupt:
-        for bar in (frames_bar, tiles_bar, images_bar):
-            bar.close()
+        bars.close()
         click.echo(runner.summary.format(), err=True)
         ctx.exit(130)
-    for bar in (frames_bar, tiles_bar, images_bar):
-        bar.close()
-    if not quiet:
+    bars.close()
+    if not options["quiet"]:
         click.echo(summary.format(), err=True)
     if not summary.ok:
         ctx.exit(1)
 
 
+class _ProgressBars:
+    """The files, tiles and frames bars of a restore run (tqdm: shown on a terminal only)."""
 
-def _make_restorer(pending: int, model_spec: Optional[str], *, task: Optional[str], scale: Optional[int],
-                   noise: Union[float, str, None], jpeg: Union[int, str, None], large: bool, device: str, precision: str,
-                   **engine: Any) -> Any:
-    """The Restorer for this run, or None when no job needs one (so no model is loaded)."""
-    if not pending:
-        return None
+    def __init__(self, *, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        disable = True if quiet else None  # None: tqdm shows bars only on a terminal
+        self._files = tqdm(total=0, unit="file", desc="files", file=sys.stderr, disable=disable, dynamic_ncols=True)
+        self._tiles = tqdm(total=0, unit="tile", desc="tiles", file=sys.stderr, position=1, leave=False,
+                           disable=disable, dynamic_ncols=True)
+        self._frames = tqdm(total=0, unit="frame", desc="frames", file=sys.stderr, position=2, leave=False,
+                            disable=disable, dynamic_ncols=True)
+        self._pending: set[Path] = set()
+
+    @staticmethod
+    def _advance(bar: Any, done: int, total: int) -> None:
+        if bar.total != total or done < bar.n:  # a new image, pass or video
+            bar.reset(total=total)
+        bar.update(done - bar.n)
+
+    def tiles(self, done: int, total: int) -> None:
+        self._advance(self._tiles, done, total)
+
+    def frames(self, done: int, total: int) -> None:
+        self._advance(self._frames, done, total)
+
+    def start_files(self, pending: list[Any]) -> None:
+        self._pending = {job.source for job in pending}
+        self._files.reset(total=len(pending))
+
+    def on_start(self, job: Any, index: int, count: int) -> None:
+        self._files.set_postfix_str(str(job.relative), refresh=False)
+
+    def on_result(self, result: Any) -> None:
+        if result.status == "failed":
+            self._tqdm.write(f"error: {result.source}: {result.reason}", file=sys.stderr)
+        if result.source in self._pending:
+            self._files.update(1)
+
+    def close(self) -> None:
+        for bar in (self._frames, self._tiles, self._files):
+            bar.close()
+
+
+def _make_restorer(options: dict[str, Any]) -> Any:
+    """The Restorer for this run (the model chosen for the request, or the one named by --model)."""
     from swinir.core.device import select_device
     from swinir.inference.restorer import Restorer
     from swinir.models.descriptor import describe
     from swinir.models.selection import check_request, choose_model, open_model
 
+    model_spec, task, scale = options["model_spec"], options["task"], options["scale"]
+    noise, jpeg = options["noise"], options["jpeg"]
     chosen = model_spec is None
     if model_spec is None:
         if noise == "auto" or jpeg == "auto":
             raise UserError("--noise auto / --jpeg auto are not available in this version; give a number")
         choice = choose_model(task, scale, None if noise is None else float(noise),
-                              None if jpeg is None else int(jpeg), large=large)
+                              None if jpeg is None else int(jpeg), large=options["large"])
         if choice.notice:
             click.echo(choice.notice, err=True)
         model_spec = choice.spec
-    torch_device = select_device(device)
-    model = open_model(model_spec, torch_device, precision)
+    torch_device = select_device(options["device"])
+    model = open_model(model_spec, torch_device, options["precision"])
     if not chosen:  # a model chosen for the request fits it; a named one may contradict it
         check_request(describe(model), task=task, scale=scale, noise=noise, jpeg=jpeg, name=str(model_spec))
-    return Restorer(model, device=torch_device, precision=precision, **engine)
+    engine = {key: options[key] for key in (*ENGINE_KEYS, "tile_batch", "max_memory", "channels_last") if key != "device"}
+    return Restorer(model, device=torch_device, compile=options["compile_model"], **engine)
