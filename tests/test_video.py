@@ -44,6 +44,13 @@ def packets(path: Path, kind: str, index: int = 0) -> list[tuple]:
         return [(p.pts, p.dts, p.duration, p.is_keyframe, bytes(p)) for p in container.demux(stream) if p.size]
 
 
+def timed_payloads(path: Path, kind: str) -> list[tuple[Fraction, bytes]]:
+    """(presentation time in seconds, payload) of every packet of the first ``kind`` stream."""
+    with av.open(str(path)) as container:
+        stream = [s for s in container.streams if s.type == kind][0]
+        return [(p.pts * Fraction(stream.time_base), bytes(p)) for p in container.demux(stream) if p.size]
+
+
 def frame_times(path: Path) -> list[Fraction]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -343,3 +350,18 @@ def test_odd_sized_video_keeps_full_chroma(tmp_path: Path) -> None:
         cc = container.streams.video[0].codec_context
         assert (cc.name, cc.pix_fmt, cc.width, cc.height) == ("h264", "yuv444p", 71, 45)
     assert frame_times(dst) == frame_times(src)
+
+
+def test_webm_vp9_default_and_av1(tmp_path: Path, restorer: Restorer) -> None:
+    """WebM defaults to VP9; AV1 (SVT-AV1) joins its segments too (PyAV names the segments'
+    codec after its AV1 decoder, so the output stream is set up from the encoder settings)."""
+    src = make_clip(tmp_path / "w.webm", ClipSpec(frames=5, gop=2, codec="libvpx-vp9", audio=("libopus",)))
+    for dst, codec, expected in ((tmp_path / "out" / "w.webm", None, "vp9"),
+                                 (tmp_path / "out" / "w_av1.mp4", "av1", "av1")):
+        result = restore_video(src, dst, restorer, codec=codec, segment_frames=2)
+        assert result.segments >= 2
+        with av.open(str(dst)) as container:
+            assert container.streams.video[0].codec_context.codec.id == av.Codec(expected, "r").id
+            assert len(list(container.decode(video=0))) == 5
+        assert frame_times(dst) == frame_times(src)
+        assert timed_payloads(dst, "audio") == timed_payloads(src, "audio")  # another time base in MP4

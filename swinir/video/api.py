@@ -108,7 +108,9 @@ def restore_video(src: os.PathLike[str] | str, dst: os.PathLike[str] | str, rest
                 on_segment=options.on_segment, frames_before=frames_before, frames_total=total))
         elif options.progress:
             options.progress(total, total)
-        assemble(_assembly_plan(info, segments, parts, kind, pts_shift, options), dst)
+        plan = _assembly_plan(info, segments, parts, kind, pts_shift, options)
+        plan.encoder, plan.size = encoder, (info.width * scale, info.height * scale)
+        assemble(plan, dst)
     except VideoError as exc:
         if exc.path == str(src):  # the input is bad: a rerun cannot do better, keep nothing
             shutil.rmtree(parts, ignore_errors=True)

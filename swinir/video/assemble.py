@@ -24,7 +24,7 @@ import numpy as np
 
 from swinir.core.files import atomic_path
 from swinir.video.common import VIDEO_FORMATS, VideoError
-from swinir.video.encode import timestamps_path
+from swinir.video.encode import EncoderSpec, add_encoder_stream, timestamps_path
 from swinir.video.probe import VideoInfo
 
 __all__ = ["AssemblyPlan", "assemble", "check_copyable"]
@@ -41,6 +41,8 @@ class AssemblyPlan:
     segments: list[Path]
     out_kind: str
     pts_shift: int  # in the video time base; other streams shift by the same time
+    encoder: EncoderSpec | None = None  # how the segments were encoded (see _add_video)
+    size: tuple[int, int] = (0, 0)  # output width, height
     start_time: Fraction | None = None  # other streams' packets before this are left out
     end_time: Fraction | None = None  # ... and from this on
 
@@ -58,7 +60,7 @@ def assemble(plan: AssemblyPlan, dst: Path) -> None:
         with atomic_path(dst) as tmp, av.open(str(plan.info.path), "r", metadata_errors="replace") as source, \
                 av.open(str(plan.segments[0]), "r") as first, \
                 av.open(str(tmp), "w", format=muxer, options=_muxer_options(muxer, source, plan.pts_shift != 0)) as out:
-            video_out = _add_video(out, source, first, plan.info.display_matrix)
+            video_out = _add_video(out, source, first, plan)
             copies = _add_copies(out, source, plan.info.stream_index, dst)
             _copy_container_metadata(source, out)
             sources = [_video_packets(plan, video_out)]
@@ -104,10 +106,21 @@ def _muxer_options(muxer: str, source: Any, shifted: bool) -> dict[str, str]:
     return options
 
 
-def _add_video(out: Any, source: Any, first: Any, matrix: bytes | None) -> Any:
+def _add_video(out: Any, source: Any, first: Any, plan: AssemblyPlan) -> Any:
+    """The output's video stream, with the segments' codec parameters.  They are copied from the
+    first segment; where PyAV cannot (its AV1 decoder, libdav1d, is no encoder name), an
+    encoder set up like the segments' provides them (the same settings give the same headers)."""
+    import av
+
     template = first.streams.video[0]
-    stream = out.add_stream_from_template(template)
-    _clear_codec_tag(stream)
+    try:
+        stream = out.add_stream_from_template(template)
+        _clear_codec_tag(stream)
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        if plan.encoder is None:
+            raise
+        stream = add_encoder_stream(out, plan.encoder, plan.size, plan.info.time_base, plan.info.rate)
+    matrix = plan.info.display_matrix
     src_video = source.streams.video[0]
     stream.time_base = src_video.time_base
     _copy_stream_metadata(src_video, stream)

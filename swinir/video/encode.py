@@ -131,6 +131,25 @@ def _encoder_options(encoder: str, options: VideoOptions) -> dict[str, str]:
     return result
 
 
+def add_encoder_stream(container: Any, spec: EncoderSpec, size: tuple[int, int], time_base: Fraction,
+                       rate: Fraction | None) -> Any:
+    """A video stream in ``container`` whose encoder is set up as ``spec`` says (size, pixel
+    format, options, colour tags), so every segment is encoded alike."""
+    stream: Any = container.add_stream(spec.encoder, rate=rate)
+    cc: Any = stream.codec_context
+    cc.width, cc.height = size
+    cc.pix_fmt = spec.pix_fmt
+    cc.time_base = time_base
+    stream.time_base = time_base
+    cc.options = dict(spec.options)
+    colour = spec.colour
+    rgb = spec.pix_fmt.startswith(("gbr", "bgr", "rgb"))
+    cc.color_primaries, cc.color_trc = colour.primaries, colour.transfer
+    cc.colorspace = 0 if rgb else colour.matrix  # AVCOL_SPC_RGB
+    cc.color_range = 2 if rgb else colour.color_range  # RGB is always full range
+    return stream
+
+
 class SegmentWriter:
     """Encode frames of one segment into ``path`` (appears only when :meth:`finish` succeeds)."""
 
@@ -147,24 +166,10 @@ class SegmentWriter:
         self.container = av.open(str(self.tmp), "w", format="nut",
                                  options={"avoid_negative_ts": "disabled", "fflags": "+bitexact"})
         try:
-            self.stream = self._add_stream(width, height, rate)
+            self.stream = add_encoder_stream(self.container, spec, (width, height), time_base, rate)
         except BaseException:
             self.abort()
             raise
-
-    def _add_stream(self, width: int, height: int, rate: Fraction | None) -> Any:
-        stream: Any = self.container.add_stream(self.spec.encoder, rate=rate)
-        cc: Any = stream.codec_context
-        cc.width, cc.height, cc.pix_fmt = width, height, self.spec.pix_fmt
-        cc.time_base = self.time_base
-        stream.time_base = self.time_base
-        cc.options = dict(self.spec.options)
-        colour = self.spec.colour
-        rgb = self.spec.pix_fmt.startswith(("gbr", "bgr", "rgb"))
-        cc.color_primaries, cc.color_trc = colour.primaries, colour.transfer
-        cc.colorspace = 0 if rgb else colour.matrix  # AVCOL_SPC_RGB
-        cc.color_range = 2 if rgb else colour.color_range  # RGB is always full range
-        return stream
 
     def write(self, image: Any, pts: int) -> None:
         """Encode one restored HWC RGB array shown at ``pts`` (the input's time base)."""
