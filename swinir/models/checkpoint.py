@@ -158,6 +158,25 @@ def detect_arguments(state: Mapping[str, Tensor], *, origin: str = "state dict")
         first, unshuffle_key = state["conv_first.1.weight"], True
     else:
         raise _not_swinir(state, origin)
+    first_in = int(first.shape[1])
+    args = _body_arguments(state, int(first.shape[0]), origin)
+    args["upsampler"], args["upscale"], out_ch = _head_arguments(state, first_in, unshuffle_key, origin)
+    unshuffle = 1
+    if unshuffle_key:
+        ratio = first_in // out_ch if first_in % out_ch == 0 else 0
+        unshuffle = _isqrt_exact(ratio) or 0
+        if unshuffle < 2:
+            raise CheckpointError(f"'{origin}': conv_first.1 takes {first_in} channels, not a pixel-unshuffled {out_ch}")
+        args["unshuffle"] = unshuffle
+    args["in_chans"] = first_in // unshuffle**2
+    img_size = _img_size(state, args["window_size"], args["ape"])
+    if img_size is not None:
+        args["img_size"] = img_size
+    return args
+
+
+def _body_arguments(state: Mapping[str, Tensor], embed_dim: int, origin: str) -> dict[str, Any]:
+    """The deep-feature arguments: depths, heads, window, MLP ratio and the block options."""
     blocks: dict[int, set[int]] = {}
     for key in state:
         m = _BLOCK_KEY.match(key)
@@ -165,8 +184,6 @@ def detect_arguments(state: Mapping[str, Tensor], *, origin: str = "state dict")
             blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
     if not blocks or sorted(blocks) != list(range(len(blocks))):
         raise _not_swinir(state, origin)
-
-    embed_dim, first_in = int(first.shape[0]), int(first.shape[1])
     depths = [len(blocks[i]) for i in range(len(blocks))]
     block0 = "layers.{}.residual_group.blocks.0."
     try:
@@ -178,13 +195,11 @@ def detect_arguments(state: Mapping[str, Tensor], *, origin: str = "state dict")
     side = _isqrt_exact(table)
     if side is None or side % 2 == 0:
         raise CheckpointError(f"'{origin}': relative position bias table of {table} rows is not (2*window-1)^2")
-    window_size = (side + 1) // 2
-
-    args: dict[str, Any] = {
+    return {
         "embed_dim": embed_dim,
         "depths": depths,
         "num_heads": num_heads,
-        "window_size": window_size,
+        "window_size": (side + 1) // 2,
         "mlp_ratio": hidden / embed_dim,
         "qkv_bias": block0.format(0) + "attn.qkv.bias" in state,
         "ape": "absolute_pos_embed" in state,
@@ -192,54 +207,37 @@ def detect_arguments(state: Mapping[str, Tensor], *, origin: str = "state dict")
         "resi_connection": "3conv" if "conv_after_body.0.weight" in state else "1conv",
     }
 
-    # Reconstruction head, output channels and scale.
+
+def _head_arguments(state: Mapping[str, Tensor], first_in: int, unshuffled: bool, origin: str) -> tuple[str, int, int]:
+    """``(upsampler, upscale, output channels)`` from the reconstruction head's keys and shapes."""
     if "conv_up1.weight" in state:
-        upsampler = "nearest+conv"
-        upscale = 4 if "conv_up2.weight" in state else 2
-        out_ch = int(state["conv_last.weight"].shape[0])
-    elif "conv_before_upsample.0.weight" in state:
-        upsampler = "pixelshuffle"
+        return "nearest+conv", 4 if "conv_up2.weight" in state else 2, int(state["conv_last.weight"].shape[0])
+    if "conv_before_upsample.0.weight" in state:
         convs = sorted(int(k.split(".")[1]) for k in state if re.fullmatch(r"upsample\.\d+\.weight", k))
         num_feat = int(state["conv_before_upsample.0.weight"].shape[0])
         expansion = int(state[f"upsample.{convs[0]}.weight"].shape[0]) // num_feat if convs else 0
         upscale = 3 if expansion == 9 else 2 ** len(convs)
-        out_ch = int(state["conv_last.weight"].shape[0])
-    elif "upsample.0.weight" in state:
-        upsampler = "pixelshuffledirect"
+        return "pixelshuffle", upscale, int(state["conv_last.weight"].shape[0])
+    if "upsample.0.weight" in state:
         out = int(state["upsample.0.weight"].shape[0])
-        candidates = [c for c in ((first_in,) if not unshuffle_key else (3, 1)) if out % c == 0 and _isqrt_exact(out // c)]
+        candidates = [c for c in ((first_in,) if not unshuffled else (3, 1)) if out % c == 0 and _isqrt_exact(out // c)]
         if not candidates:
             raise CheckpointError(f"'{origin}': cannot infer the scale of a {out}-channel one-step upsampler")
-        out_ch = candidates[0]
-        upscale = _isqrt_exact(out // out_ch) or 1
-    elif "conv_last.weight" in state:
-        upsampler, upscale = "", 1
-        out_ch = int(state["conv_last.weight"].shape[0])
-    else:
-        raise _not_swinir(state, origin)
-    args["upsampler"] = upsampler
-    args["upscale"] = upscale
+        return "pixelshuffledirect", _isqrt_exact(out // candidates[0]) or 1, candidates[0]
+    if "conv_last.weight" in state:
+        return "", 1, int(state["conv_last.weight"].shape[0])
+    raise _not_swinir(state, origin)
 
-    unshuffle = 1
-    if unshuffle_key:
-        ratio = first_in // out_ch if first_in % out_ch == 0 else 0
-        unshuffle = _isqrt_exact(ratio) or 0
-        if unshuffle < 2:
-            raise CheckpointError(f"'{origin}': conv_first.1 takes {first_in} channels, not a pixel-unshuffled {out_ch}")
-        args["unshuffle"] = unshuffle
-    args["in_chans"] = first_in // unshuffle**2
 
-    # img_size from the stored shift masks (nW windows of window_size²) or the position embedding.
+def _img_size(state: Mapping[str, Tensor], window_size: int, ape: bool) -> Optional[int]:
+    """``img_size`` from the stored shift masks (nW windows of window_size²) or the position embedding."""
     mask = next((v for k, v in state.items() if k.endswith(".attn_mask")), None)
     if mask is not None and mask.ndim == 3:
         per_side = _isqrt_exact(int(mask.shape[0]))
-        if per_side:
-            args["img_size"] = per_side * window_size
-    elif args["ape"]:
-        per_side = _isqrt_exact(int(state["absolute_pos_embed"].shape[1]))
-        if per_side:
-            args["img_size"] = per_side
-    return args
+        return per_side * window_size if per_side else None
+    if ape:
+        return _isqrt_exact(int(state["absolute_pos_embed"].shape[1]))
+    return None
 
 
 # --------------------------------------------------------------------------------------------
