@@ -24,6 +24,7 @@ FLAG_FOR_ARGUMENT: dict[str, str] = {
     "blend": "--blend", "blend_mode": "--blend-mode", "frames": "--frames", "suffix": "--suffix",
     "overwrite": "--overwrite", "lq_dir": "--lq", "box": "--box", "opset": "--opset",
     "codec": "--video-codec", "crf": "--crf", "preset": "--preset",
+    "workers": "--workers", "gpus_per_worker": "--gpus-per-worker", "address": "--ray-address",
 }
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")

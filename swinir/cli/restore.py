@@ -67,7 +67,7 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=False, metavar="INPUT...", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created if needed); results keep their relative paths and names.")
 @model_options
@@ -101,6 +101,17 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("-r", "--recursive", is_flag=True, help="Include images in sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (they are skipped otherwise).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary (failures are still reported).")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Text file of input paths, one a line (relative lines keep their path under OUTDIR).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the summary as JSON: every file restored, skipped or failed (with reasons).")
+@click.option("--ray", "use_ray", is_flag=True, help="Spread the files over a Ray cluster (local unless --ray-address).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Join this Ray cluster (auto, HOST:6379 or ray://HOST:10001); implies --ray.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray actors, each with its own model (default: as many as the CPUs or GPUs allow).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPUs each Ray actor reserves (e.g. 1, or 0.5 for two actors per GPU).")
 @click.pass_context
 def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **options: Any) -> None:
     """Restore images and videos (files and/or folders) into OUTDIR: upscale, denoise, remove
@@ -115,22 +126,44 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
     # Imported here, not at the top: `swinir restore --help` then starts without loading torch.
     import torch
 
-    from swinir.inference.batch import BatchRestorer, plan_jobs
+    from swinir.inference.batch import plan_jobs, write_report
     from swinir.video.common import VideoOptions
     from swinir.video.jobs import VideoJobs
 
+    use_ray = options["use_ray"] or options["ray_address"] is not None
+    if not inputs and options["manifest"] is None:
+        raise click.UsageError("give INPUT files or folders, or --manifest FILE")
+    if not use_ray and (options["workers"] is not None or options["gpus_per_worker"]):
+        raise click.UsageError("--workers and --gpus-per-worker need --ray")
     if options["threads"] is not None:
         torch.set_num_threads(options["threads"])
     bars = _ProgressBars(quiet=options["quiet"])
     videos = VideoJobs(VideoOptions(codec=options["video_codec"], crf=options["crf"], preset=options["preset"],
                                     format=options["video_format"], frames=options["frame_range"],
-                                    progress=bars.frames))
+                                    progress=None if use_ray else bars.frames))  # Ray workers have no bars
     jobs = plan_jobs(inputs, outdir, recursive=options["recursive"], format=options["fmt"], suffix=options["suffix"],
-                     overwrite=options["overwrite"], handlers=[videos])
+                     overwrite=options["overwrite"], handlers=[videos], manifest=options["manifest"])
     if not jobs:
         bars.close()
-        click.echo(f"warning: no images or videos found in {', '.join(map(str, inputs))}", err=True)
+        where = ", ".join(map(str, inputs or [options["manifest"]]))
+        click.echo(f"warning: no images or videos found in {where}", err=True)
         return
+    try:
+        summary = (_run_on_ray if use_ray else _run_here)(ctx, jobs, bars, options)
+    finally:
+        bars.close()
+    if options["report"] is not None:
+        write_report(summary, options["report"])
+    if not options["quiet"]:
+        click.echo(summary.format(), err=True)
+    if not summary.ok:
+        ctx.exit(1)
+
+
+def _run_here(ctx: click.Context, jobs: list[Any], bars: _ProgressBars, options: dict[str, Any]) -> Any:
+    """The batch in this process."""
+    from swinir.inference.batch import BatchRestorer
+
     pending = [job for job in jobs if job.status == "pending"]
     try:
         restorer = _make_restorer(options) if pending else None
@@ -140,20 +173,47 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
     bars.start_files(pending)
     if restorer is not None:
         restorer.progress = bars.tiles
-    runner = BatchRestorer(restorer, outscale=options["outscale"], alpha_mode=options["alpha_mode"],
-                           format=options["fmt"], quality=options["quality"], on_start=bars.on_start,
-                           on_result=bars.on_result)
+    runner = BatchRestorer(restorer, **_writer(options), on_start=bars.on_start, on_result=bars.on_result)
     try:
-        summary = runner.run(jobs)
+        return runner.run(jobs)
     except KeyboardInterrupt:
         bars.close()
         click.echo(runner.summary.format(), err=True)
         ctx.exit(130)
-    bars.close()
-    if not options["quiet"]:
+
+
+def _run_on_ray(ctx: click.Context, jobs: list[Any], bars: _ProgressBars, options: dict[str, Any]) -> Any:
+    """The batch on a Ray cluster (:mod:`swinir.distributed`): the same jobs, files spread over actors."""
+    from swinir.distributed import RayOptions, run_jobs, worker_settings
+    from swinir.inference.batch import BatchSummary
+
+    settings = worker_settings(jobs, options["model_spec"], task=options["task"], scale=options["scale"],
+                               noise=options["noise"], jpeg=options["jpeg"], large=options["large"],
+                               writer=_writer(options), overwrite=options["overwrite"], threads=options["threads"],
+                               notice=lambda text: click.echo(text, err=True), **_engine(options))
+    ray_options = RayOptions(address=options["ray_address"], workers=options["workers"],
+                             gpus_per_worker=options["gpus_per_worker"])
+    bars.start_files([job for job in jobs if job.status == "pending"])
+    summary = BatchSummary()
+    try:
+        return run_jobs(jobs, settings, ray_options, progress=lambda state, result: bars.on_result(result),
+                        summary=summary)
+    except KeyboardInterrupt:
+        bars.close()
         click.echo(summary.format(), err=True)
-    if not summary.ok:
-        ctx.exit(1)
+        ctx.exit(130)
+
+
+def _writer(options: dict[str, Any]) -> dict[str, Any]:
+    """The BatchRestorer options (how results are written)."""
+    return {"outscale": options["outscale"], "alpha_mode": options["alpha_mode"], "format": options["fmt"],
+            "quality": options["quality"]}
+
+
+def _engine(options: dict[str, Any]) -> dict[str, Any]:
+    """The EngineSettings fields besides the model (how images are restored)."""
+    keys = (*ENGINE_KEYS, "tile_batch", "max_memory", "channels_last")
+    return {**{key: options[key] for key in keys}, "compile": options["compile_model"]}
 
 
 class _ProgressBars:
@@ -203,10 +263,8 @@ class _ProgressBars:
 
 def _make_restorer(options: dict[str, Any]) -> Any:
     """The Restorer for this run (the model chosen for the request, or the one named by --model)."""
-    from swinir.core.device import select_device
-    from swinir.inference.restorer import Restorer
-    from swinir.models.descriptor import describe
-    from swinir.models.selection import check_request, choose_model, open_model
+    from swinir.inference.batch import EngineSettings
+    from swinir.models.selection import choose_model
 
     model_spec, task, scale = options["model_spec"], options["task"], options["scale"]
     noise, jpeg = options["noise"], options["jpeg"]
@@ -219,9 +277,6 @@ def _make_restorer(options: dict[str, Any]) -> Any:
         if choice.notice:
             click.echo(choice.notice, err=True)
         model_spec = choice.spec
-    torch_device = select_device(options["device"])
-    model = open_model(model_spec, torch_device, options["precision"])
-    if not chosen:  # a model chosen for the request fits it; a named one may contradict it
-        check_request(describe(model), task=task, scale=scale, noise=noise, jpeg=jpeg, name=str(model_spec))
-    engine = {key: options[key] for key in (*ENGINE_KEYS, "tile_batch", "max_memory", "channels_last") if key != "device"}
-    return Restorer(model, device=torch_device, compile=options["compile_model"], **engine)
+    # a model chosen for the request fits it; a named one may contradict it (checked by EngineSettings)
+    return EngineSettings(model=model_spec, task=task, scale=scale, noise=noise, jpeg=jpeg, check=not chosen,
+                          **_engine(options)).build()

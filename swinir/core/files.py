@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(dest), suffix=_TEMP_SUFFIX, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -34,6 +35,35 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
         raise
     if fsync:
         fsync_dir(dest.parent)
+
+
+_TEMP_SUFFIX = ".tmp"
+
+
+def _temp_prefix(dest: Path) -> str:
+    return f".{dest.name}."
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> int:
+    """Delete what :func:`atomic_path` left beside ``path`` in a process that was killed (SIGKILL,
+    power loss) before it could clean up; returns how many files were removed.
+
+    Call it only where no other live process is writing ``path`` (e.g. when retrying the job
+    of a worker that died).
+    """
+    dest = Path(path)
+    removed = 0
+    # mkstemp's random part: 8 characters, no dot (so 'a.png' never matches 'a.png.x.png' temps)
+    pattern = re.compile(re.escape(_temp_prefix(dest)) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))
+    try:
+        names = [entry.name for entry in os.scandir(dest.parent) if pattern.fullmatch(entry.name)]
+    except OSError:
+        return 0
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            (dest.parent / name).unlink()
+            removed += 1
+    return removed
 
 
 def current_umask() -> int:

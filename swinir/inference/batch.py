@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 import numpy as np
 
@@ -51,13 +51,16 @@ __all__ = [
     "OUTPUT_FORMATS",
     "BatchRestorer",
     "BatchSummary",
+    "EngineSettings",
     "FileResult",
     "Job",
     "JobHandler",
     "describe_failure",
     "output_path",
     "plan_jobs",
+    "read_manifest",
     "restore_image",
+    "write_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,65 @@ OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", 
 # --------------------------------------------------------------------------------------------
 # Planning
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything that defines how images are restored, as plain values: ``build()`` gives the
+    same :class:`~swinir.inference.restorer.Restorer` in any process (the CLI, a Ray worker on
+    another machine), so every process writes the same bytes.
+
+    ``model`` is a zoo name or checkpoint path (resolved where ``build`` runs).  ``task``,
+    ``scale``, ``noise`` and ``jpeg`` are what the caller asked for: with ``check`` (a model named
+    by the caller rather than chosen for the request) a model that contradicts them is refused.
+    The other fields are the Restorer's.
+    """
+
+    model: str
+    task: Optional[str] = None
+    scale: Optional[int] = None
+    noise: Union[float, str, None] = None
+    jpeg: Union[int, str, None] = None
+    check: bool = True
+    device: str = "auto"
+    precision: str = "fp32"
+    tile: Union[int, str, None] = "auto"
+    tile_overlap: int = 32
+    tile_batch: int = 4
+    max_memory: Optional[int] = None
+    ensemble: bool = False
+    padding: str = "symmetric"
+    compile: bool = False
+    channels_last: bool = False
+
+    def load(self, device: Any = "cpu") -> Any:
+        """The model alone, on ``device`` (e.g. to check the model and the request before a run).
+
+        Raises:
+            SwinIRError: the model cannot be loaded, or (``check``) contradicts the request.
+        """
+        from swinir.models.descriptor import describe
+        from swinir.models.selection import check_request, open_model
+
+        model = open_model(self.model, device, self.precision)
+        if self.check:
+            check_request(describe(model), task=self.task, scale=self.scale, noise=self.noise, jpeg=self.jpeg,
+                          name=str(self.model))
+        return model
+
+    def build(self) -> Restorer:
+        """Load the model and wrap it in a Restorer.
+
+        Raises:
+            SwinIRError: the model cannot be loaded, or (``check``) contradicts the request.
+        """
+        from swinir.core.device import select_device
+
+        torch_device = select_device(self.device)
+        return Restorer(self.load(torch_device), device=torch_device, precision=self.precision, tile=self.tile,
+                        tile_overlap=self.tile_overlap, tile_batch=self.tile_batch, max_memory=self.max_memory,
+                        ensemble=self.ensemble, padding=self.padding, compile=self.compile,
+                        channels_last=self.channels_last)
+
+
 @dataclass
 class Job:
     """One input file and where its result goes.
@@ -129,11 +191,13 @@ def plan_jobs(
     suffix: str = "",
     overwrite: bool = False,
     handlers: Sequence[JobHandler] = (),
+    manifest: Optional[PathLike] = None,
 ) -> list[Job]:
     """Expand files and folders into :class:`Job` objects, in a stable order.
 
     Folders contribute their image files (sub-folders with ``recursive``), each keeping its path
-    relative to the folder; files given directly keep their name.  When the output folder lies
+    relative to the folder; files given directly keep their name.  ``manifest`` names a text file
+    of input paths (see :func:`read_manifest`), listed after ``inputs``.  When the output folder lies
     inside an input folder, files already in the output folder are not taken as inputs (so a
     second run does not restore its own results).  A job is refused (``status="error"``) when its
     output would overwrite any input, resolve outside ``outdir`` (``..``, symbolic links), or
@@ -148,11 +212,51 @@ def plan_jobs(
     out_root = Path(outdir)
     extensions = tuple(ext for handler in handlers for ext in handler.extensions)
     listed, seen = _list_inputs(inputs, out_root.resolve(), recursive, extensions)
+    if manifest is not None:
+        for source, relative in read_manifest(manifest):
+            key = source.resolve()
+            if key not in seen:
+                seen.add(key)
+                listed.append(Job(source, relative, None))
     for job in listed:
         if job.status == "pending":
             job.handler = next((h for h in handlers if h.claims(job.source)), None)
     _assign_outputs(listed, seen, out_root, format=format, suffix=suffix, overwrite=overwrite)
     return listed
+
+
+def read_manifest(path: PathLike) -> list[tuple[Path, Path]]:
+    """``(source, relative output path)`` pairs from a manifest: a UTF-8 text file, one input path
+    per line (blank lines and lines starting with ``#`` ignored).
+
+    Relative lines are taken from the manifest's folder and keep their relative path under the
+    output folder (``a/b.png`` -> ``OUTDIR/a/b.png``), as do absolute paths inside that folder;
+    other absolute paths keep only their file name.  Inputs are not opened here (a missing one
+    fails when it is restored), so a manifest of millions of paths on a mounted object store costs
+    no read per file on the machine that plans the job.
+
+    Raises:
+        ImageReadError: the manifest itself cannot be read.
+    """
+    manifest = Path(path)
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImageReadError(manifest, f"cannot read the manifest: {exc}") from None
+    base = manifest.parent
+    pairs: list[tuple[Path, Path]] = []
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        given = Path(entry)
+        if not given.is_absolute():
+            pairs.append((base / given, given))
+        elif _inside(given, base):
+            pairs.append((given, given.relative_to(base)))
+        else:
+            pairs.append((given, Path(given.name)))
+    return pairs
 
 
 def _list_inputs(inputs: Iterable[PathLike], out_resolved: Path, recursive: bool,
@@ -323,6 +427,18 @@ class BatchSummary:
         """Input megapixels restored per second of the whole run."""
         return self.megapixels / self.elapsed if self.elapsed > 0 else 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (``--report``): counts, time, and every file with its
+        status and reason, in input order."""
+        return {
+            "restored": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed),
+            "interrupted": self.interrupted, "elapsed_seconds": round(self.elapsed, 3),
+            "megapixels": round(self.megapixels, 6),
+            "files": [{"source": str(r.source), "output": None if r.output is None else str(r.output),
+                       "status": r.status, "reason": r.reason, "seconds": round(r.seconds, 4)}
+                      for r in self.results],
+        }
+
     def format(self, *, failures: bool = True) -> str:
         """The summary: a counts line, then (``failures``) one indented line per failed file."""
         line = (f"restored {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}"
@@ -338,6 +454,16 @@ class BatchSummary:
             lines.append("failed:")
             lines.extend(f"  {r.source}: {r.reason}" for r in self.failed)
         return "\n".join(lines)
+
+
+def write_report(summary: BatchSummary, path: PathLike) -> Path:
+    """Write :meth:`BatchSummary.to_dict` as JSON to ``path``, atomically (``--report``)."""
+    import json
+
+    from swinir.core.files import atomic_write_bytes
+
+    text = json.dumps(summary.to_dict(), indent=1, ensure_ascii=False) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 class BatchRestorer:
