@@ -253,13 +253,14 @@ def test_ray_version_differences_in_one_place() -> None:
     assert compat.retry_args((2, 40)) == {"max_restarts": -1, "max_task_retries": -1}
 
 
-def test_bad_options_are_one_line_errors_before_ray_starts(tiny_model: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_options_are_one_line_errors(ray_cluster: Any, tiny_model: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
     base = [str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model)]
     for args, message in ((("--workers", "2"), "--workers and --gpus-per-worker need --ray"),
                           (("--ray", "--scale", "4"), "--scale 4 is not the model's scale"),
-                          (("--ray", "--workers", "0"), "--workers")):
+                          (("--ray", "--workers", "0"), "--workers"),
+                          (("--ray", "--gpus-per-worker", "1"), "--gpus-per-worker 1.0 is more than the Ray cluster has")):
         code, err = _run_cli(capsys, *base, *args)
         assert code == 2 and message in err and "Traceback" not in err, err
     with pytest.raises(SwinIRError, match="workers=0 must be at least 1"):

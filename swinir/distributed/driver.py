@@ -270,15 +270,16 @@ def _block_count(rows: int, actors: int) -> int:
 
 
 def _pool_size(ray: Any, options: RayOptions) -> int:
+    """``workers``, else as many workers as the cluster's CPUs (or GPUs) allow; a worker that needs
+    more GPUs than the cluster has would wait forever, so that is an error."""
+    resources = ray.cluster_resources()
+    if options.gpus_per_worker > resources.get("GPU", 0):
+        raise ArgumentError("gpus_per_worker", options.gpus_per_worker,
+                            f"is more than the Ray cluster has ({resources.get('GPU', 0):g} GPUs)")
     if options.workers is not None:
         return options.workers
-    resources = ray.cluster_resources()
     if options.gpus_per_worker > 0:
-        count = int(resources.get("GPU", 0) // options.gpus_per_worker)
-        if count < 1:
-            raise ArgumentError("gpus_per_worker", options.gpus_per_worker,
-                                f"is more than the Ray cluster has ({resources.get('GPU', 0):g} GPUs)")
-        return count
+        return max(1, int(resources["GPU"] // options.gpus_per_worker))
     return max(1, int(resources.get("CPU", 1) // options.cpus_per_worker))
 
 
