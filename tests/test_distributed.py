@@ -258,7 +258,7 @@ def test_bad_options_are_one_line_errors(ray_cluster: Any, tiny_model: Path, tmp
     write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
     base = [str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model)]
     for args, message in ((("--workers", "2"), "--workers and --gpus-per-worker need --ray"),
-                          (("--ray", "--scale", "4"), "--scale 4 is not the model's scale"),
+                          (("--ray", "--scale", "4"), "--scale 4 does not match"),
                           (("--ray", "--workers", "0"), "--workers"),
                           (("--ray", "--gpus-per-worker", "1"), "--gpus-per-worker 1.0 is more than the Ray cluster has")):
         code, err = _run_cli(capsys, *base, *args)
