@@ -169,7 +169,11 @@ def worker_settings(jobs: list[Job], model: Optional[str], *, task: Optional[str
         return None
     chosen = model is None
     if model is None:
-        choice = choose_model(task, scale, noise, jpeg, large=large)
+        for argument, value in (("noise", noise), ("jpeg", jpeg)):
+            if value == "auto":
+                raise ArgumentError(argument, value, "is not available in this version; give a number")
+        choice = choose_model(task, scale, None if noise is None else float(noise), None if jpeg is None else int(jpeg),
+                              large=large)
         if choice.notice:
             notice(choice.notice)
         model = choice.name
