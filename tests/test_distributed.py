@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image as PILImage
+from video_clips import ClipSpec, make_clip
 
 from swinir import SwinIR, save_model
 from swinir.cli import main
@@ -100,12 +101,14 @@ def _temporaries(folder: Path) -> list[Path]:
 def test_same_bytes_exit_code_and_summary_as_without_ray(ray_cluster: Any, tiny_model: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     good, broken = _mixed_folder(tmp_path / "in")
-    common = ["-r", "--tile", "0", "--model", str(tiny_model)]
+    make_clip(tmp_path / "in" / "sub" / "clip.mkv", ClipSpec(frames=4, audio=("libopus",)))  # whole on one worker
+    good.append("sub/clip.mkv")
+    common = ["-r", "--tile", "0", "--model", str(tiny_model), "--video-codec", "ffv1"]
     local_code, local_err = _run_cli(capsys, str(tmp_path / "in"), "-o", str(tmp_path / "local"), *common)
     ray_code, ray_err = _run_cli(capsys, str(tmp_path / "in"), "-o", str(tmp_path / "ray"), *common, "--ray",
                                  "--workers", "2", "--report", str(tmp_path / "report.json"))
     assert local_code == ray_code == 1  # the broken files
-    assert _counts(local_err) == _counts(ray_err) == "restored 8, skipped 0, failed 2"
+    assert _counts(local_err) == _counts(ray_err) == "restored 9, skipped 0, failed 2"
     for name in broken:
         assert f"{name}: " in ray_err
     for name in good:
@@ -114,14 +117,14 @@ def test_same_bytes_exit_code_and_summary_as_without_ray(ray_cluster: Any, tiny_
                   if p.is_file()) == sorted(good)
     assert read_image(tmp_path / "ray" / "rgba16.png").alpha.dtype == np.uint16
     report = json.loads((tmp_path / "report.json").read_text())
-    assert (report["restored"], report["skipped"], report["failed"]) == (8, 0, 2)
+    assert (report["restored"], report["skipped"], report["failed"]) == (9, 0, 2)
     reasons = {Path(f["source"]).name: f["reason"] for f in report["files"] if f["status"] == "failed"}
     assert set(reasons) == set(broken) and all(reasons.values())
 
     mtimes = {name: (tmp_path / "ray" / name).stat().st_mtime_ns for name in good}
     again_code, again_err = _run_cli(capsys, str(tmp_path / "in"), "-o", str(tmp_path / "ray"), *common, "--ray")
     assert again_code == 1
-    assert _counts(again_err) == "restored 0, skipped 8, failed 2"
+    assert _counts(again_err) == "restored 0, skipped 9, failed 2"
     assert {name: (tmp_path / "ray" / name).stat().st_mtime_ns for name in good} == mtimes
 
 
