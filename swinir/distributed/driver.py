@@ -209,12 +209,13 @@ def run_jobs(jobs: list[Job], settings: Optional[WorkerSettings], options: RayOp
                 job = jobs[index]
                 result = FileResult(job.source, job.output, row["status"], row["reason"],
                                     megapixels=row["megapixels"], seconds=row["seconds"])
-                if results[index] is None:  # a file is counted once, however often it was tried
+                first = results[index] is None  # a file is counted once, however often it was tried
+                results[index] = result
+                if first:
                     finished += 1
                     failed += result.status == "failed"
-                results[index] = result
-                if progress is not None:
-                    progress(RayProgress(finished, failed, len(pending), time.perf_counter() - start), result)
+                    if progress is not None:
+                        progress(RayProgress(finished, failed, len(pending), time.perf_counter() - start), result)
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
