@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.core.files import atomic_path
 from swinir.core.types import PathLike
 from swinir.models.descriptor import describe
 from swinir.models.network import SwinIR, WindowAttention
@@ -229,15 +230,34 @@ def export_onnx(
     if not MIN_OPSET <= opset <= _max_opset():
         raise ArgumentError("opset", opset, f"must be in {MIN_OPSET}..{_max_opset()} (the exporter's range)")
     try:
-        import onnx
+        import onnx  # optional dependency: only needed here
     except ImportError:
         raise SwinIRError("ONNX export needs the onnx package: pip install 'swinir[onnx]'") from None
-    from swinir.core.files import atomic_path
-
     path = Path(path)
     precision = "fp16" if fp16 else "fp32"
     work = copy.deepcopy(model).cpu().float().eval()
     work._geometry_cache.clear()
+    proto = onnx.load_from_string(_trace(work, opset, fp16))
+    for key, value in _metadata(work, precision).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "swinir"
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+    report = ExportReport(path, opset, precision, work.scale, work.pad_multiple)
+    if verify:
+        report.checks = verify_onnx(model, path, check_sizes or default_check_sizes(model), seed=seed,
+                                    tolerance=TOLERANCE[precision])
+        if strict and not report.ok:
+            raise SwinIRError(f"{path} was written but differs from the PyTorch model: "
+                              + "; ".join(c.format() for c in report.checks if not c.ok))
+    return report
+
+
+def _trace(work: SwinIR, opset: int, fp16: bool) -> bytes:
+    """The ONNX bytes of ``work`` traced on its traceable path with dynamic N/H/W (``work`` is a copy)."""
     m = work.pad_multiple
     sample = torch.rand(1, describe(work).in_chans, 2 * m + 1, 2 * m + 3)
     graph: nn.Module = work
@@ -249,28 +269,13 @@ def export_onnx(
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the legacy exporter
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
-            graph, (sample,), buffer, dynamo=False,  # type: ignore[arg-type]  # a file object works too opset_version=opset, do_constant_folding=True,
+            graph, (sample,), buffer,  # type: ignore[arg-type]  # a file object works too
+            dynamo=False, opset_version=opset, do_constant_folding=True,
             input_names=["input"], output_names=["output"],
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
                           "output": {0: "batch", 2: "out_height", 3: "out_width"}},
         )
-    proto = onnx.load_from_string(buffer.getvalue())
-    for key, value in _metadata(work, precision).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "swinir"
-    onnx.checker.check_model(proto)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        onnx.save(proto, str(tmp))
-    report = ExportReport(path, opset, precision, work.scale, m)
-    if verify:
-        report.checks = verify_onnx(model, path, check_sizes or default_check_sizes(model), seed=seed,
-                                    tolerance=TOLERANCE[precision])
-        if strict and not report.ok:
-            raise SwinIRError(f"{path} was written but differs from the PyTorch model: "
-                              + "; ".join(c.format() for c in report.checks if not c.ok))
-    return report
+    return buffer.getvalue()
 
 
 def _max_opset() -> int:
