@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -14,9 +17,12 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     The temporary file lives in the destination folder (so the rename is atomic on POSIX and
-    Windows) and starts with a dot.  If the body raises, the temporary file is removed and the
-    destination is left untouched.  The result gets the usual permissions (``0o666`` minus the
-    umask), not the owner-only mode temporary files are created with.
+    Windows) and is named ``.<start of the name>.<pid>.<random>.tmp``: short enough for any legal
+    destination name (the name is cut to 100 bytes), and recognisable once its writer is gone
+    (:func:`remove_stale_temporaries`, :func:`remove_orphaned_temporaries`).  If the body
+    raises, the temporary file is removed and the destination is left untouched.  The result
+    gets the usual permissions (``0o666`` minus the umask), not the owner-only mode temporary
+    files are created with.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -38,10 +44,20 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
 
 
 _TEMP_SUFFIX = ".tmp"
+#: bytes of the destination's name kept in a temporary name: with the dot, the pid and mkstemp's
+#: 8 random characters it stays far below the 255-byte limit whatever the (legal) name
+_TEMP_NAME_BYTES = 100
+#: ``.<name head>.<pid>.<random>.tmp`` (group 1: the name head, group 2: the writer's pid)
+_TEMP_NAME = re.compile(r"\.(.*)\.(\d+)\.[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX), re.DOTALL)
+
+
+def _name_head(name: str) -> str:
+    """At most ``_TEMP_NAME_BYTES`` UTF-8 bytes of ``name``, cut on a character boundary."""
+    return name.encode("utf-8", "surrogateescape")[:_TEMP_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def _temp_prefix(dest: Path) -> str:
-    return f".{dest.name}."
+    return f".{_name_head(dest.name)}.{os.getpid()}."
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> int:
@@ -53,16 +69,48 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> int:
     """
     dest = Path(path)
     removed = 0
-    # mkstemp's random part: 8 characters, no dot (so 'a.png' never matches 'a.png.x.png' temps)
-    pattern = re.compile(re.escape(_temp_prefix(dest)) + r"[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))
+    head = _name_head(dest.name)
     try:
-        names = [entry.name for entry in os.scandir(dest.parent) if pattern.fullmatch(entry.name)]
+        names = [entry.name for entry in os.scandir(dest.parent)
+                 if (match := _TEMP_NAME.fullmatch(entry.name)) and match.group(1) == head]
     except OSError:
         return 0
     for name in names:
         with contextlib.suppress(FileNotFoundError):
             (dest.parent / name).unlink()
             removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # another user's process, or cannot tell: keep its files
+    return True
+
+
+def remove_orphaned_temporaries(folder: str | os.PathLike[str]) -> int:
+    """Delete, in ``folder``, the temporaries of :func:`atomic_path` whose writer no longer runs
+    (its pid is part of the name); returns how many were removed.  Safe beside live writers:
+    theirs are kept, and so is every file that is not ours.  A missing folder is ignored.
+    """
+    removed = 0
+    try:
+        names = [entry.name for entry in os.scandir(folder)
+                 if (match := _TEMP_NAME.fullmatch(entry.name)) and not _process_alive(int(match.group(2)))]
+    except OSError:
+        return 0
+    for name in names:
+        with contextlib.suppress(OSError):
+            (Path(folder) / name).unlink()
+            removed += 1
+    if removed:
+        log.info("removed %d stale temporary file(s) in %s", removed, folder)
     return removed
 
 
