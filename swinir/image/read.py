@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -27,7 +29,7 @@ from swinir.core.errors import ImageReadError
 from swinir.core.types import PathLike
 from swinir.image.image import Image, import_cv2
 
-__all__ = ["decode_image", "read_image"]
+__all__ = ["decode_image", "image_size", "read_image", "read_image_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,29 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyErr
 
 
 
-def _read_bytes(path: Path) -> bytes:
-    """Read a whole file, turning OS errors into one-line :class:`ImageReadError`."""
+def _check_regular(path: Path) -> os.stat_result:
+    """``stat`` of a regular file (symlinks followed); :class:`ImageReadError` for anything else:
+    a FIFO would block forever and ``/dev/zero`` never ends."""
     try:
-        data = path.read_bytes()
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except OSError as exc:
+        raise ImageReadError(path, (exc.strerror or str(exc)).lower()) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageReadError(path, "is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageReadError(path, "not a regular file")
+    return info
+
+
+def _read_bytes(path: Path) -> bytes:
+    """Read a whole regular file (or a symlink to one), bounded by the size ``stat`` gave,
+    turning OS errors into one-line :class:`ImageReadError`."""
+    try:
+        info = _check_regular(path)
+        with open(path, "rb") as fh:
+            data = fh.read(info.st_size + 1)
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
     except IsADirectoryError:
@@ -115,6 +136,43 @@ def decode_image(data: bytes, *, path: PathLike | None = None) -> Image:
     return Image(pixels=pixels, alpha=alpha, bit_depth=16 if pixels.dtype == np.uint16 else 8,
                  icc_profile=bytes(icc) if icc else None, source_format=fmt,
                  path=Path(path) if path is not None else None)
+
+
+def image_size(data: bytes, *, path: PathLike | None = None) -> tuple[int, int]:
+    """``(width, height)`` as the encoded image's header declares it, without decoding pixels
+    (so a small file declaring a huge image can be refused before it takes any memory).
+
+    Raises:
+        ImageReadError: not a readable header of a supported format.
+    """
+    name = str(path) if path is not None else "<memory>"
+    if not data:
+        raise ImageReadError(name, "file is empty")
+    PILImage.init()
+    try:
+        with PILImage.open(io.BytesIO(data), formats=_OPEN_FORMATS) as pil:
+            width, height = pil.size
+    except PILImage.DecompressionBombError as exc:
+        raise ImageReadError(name, f"image is too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(name, "not an image file or an unsupported format") from None
+    except (*_DECODE_ERRORS, MemoryError):
+        raise ImageReadError(name, "truncated or corrupt image data") from None
+    if width <= 0 or height <= 0:
+        raise ImageReadError(name, f"invalid size {width}x{height}")
+    return int(width), int(height)
+
+
+def read_image_size(path: PathLike) -> tuple[int, int]:
+    """:func:`image_size` of a file (only a regular file is opened; see :func:`read_image`)."""
+    p = Path(path)
+    _check_regular(p)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(1 << 20)  # headers sit in the first bytes (TIFF: IFD within 1 MB)
+    except OSError as exc:
+        raise ImageReadError(p, (exc.strerror or str(exc)).lower()) from None
+    return image_size(head, path=p)
 
 
 def _sniff(data: bytes) -> str | None:
