@@ -303,6 +303,7 @@ def load_model(
         model = SwinIR(**arguments)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"cannot build SwinIR for '{origin}': {exc}") from None
+    _check_tensors(model, state, origin)
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         parts = []
@@ -318,6 +319,24 @@ def load_model(
         model.to(dtype=dtype)
     facts = {key: hidden.get(key) for key in ("task", "noise", "jpeg")}
     return attach(model, from_arguments(model.config, name=origin, **facts))
+
+
+def _check_tensors(model: SwinIR, state: Mapping[str, Tensor], origin: str) -> None:
+    """Refuse, in one line, a tensor whose shape differs from the detected architecture's (PyTorch
+    would raise a multi-line RuntimeError) and weights holding NaN or infinity (which would only
+    show later as non-finite outputs, whatever the precision)."""
+    expected = model.state_dict()
+    for key, tensor in state.items():
+        target = expected.get(key)
+        if not isinstance(tensor, Tensor):
+            raise CheckpointError(f"'{origin}': {key} holds a {type(tensor).__name__}, not a tensor")
+        if target is not None and tuple(tensor.shape) != tuple(target.shape):
+            raise CheckpointError(f"'{origin}': {key} has shape {tuple(tensor.shape)}, but the detected "
+                                  f"architecture needs {tuple(target.shape)}")
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"'{origin}': the model's weights contain NaN/inf (in {key}); "
+                                  "the checkpoint is corrupt or its training diverged")
 
 
 def _state_for_saving(model: SwinIR) -> dict[str, Tensor]:
