@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -78,26 +80,54 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+class _Terminated:
+    """SIGTERM handled like Ctrl-C (KeyboardInterrupt unwinds every ``finally``, so temporary
+    files are removed), remembered so the exit status says SIGTERM: 128 + 15."""
+
+    received = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        cls.received = True
+        raise KeyboardInterrupt
+
+
+def _exit(code: int) -> None:
+    if code == 130 and _Terminated.received:
+        code = 128 + signal.SIGTERM
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point: user errors become one line on stderr (exit 2), Ctrl-C exits 130."""
+    """Entry point: user errors become one line on stderr (exit 2), Ctrl-C exits 130, SIGTERM
+    143 (commands with their own handling, such as ``train`` and ``serve``, keep theirs)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        _Terminated.received = False
+        previous = signal.signal(signal.SIGTERM, _Terminated.handler)
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> Any:
     from swinir.cli.options import message_for_cli
     from swinir.core.errors import SwinIRError
 
     try:
         result = cli.main(args=argv, prog_name="swinir", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("terminated" if _Terminated.received else "interrupted", err=True)
+        _exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except SwinIRError as exc:
         fail(message_for_cli(exc))
     if isinstance(result, int) and result != 0:  # ctx.exit(n) inside a command
-        sys.exit(result)
+        _exit(result)
     return result

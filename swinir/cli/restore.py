@@ -121,12 +121,13 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
     and never replace an input.  Videos (recognised by content) keep their container, sound,
     subtitles, timing, rotation and colour; an interrupted video resumes where it stopped.
     Existing outputs are skipped unless --overwrite.  Exit status: 0 when nothing failed, 1 when
-    some file failed, 2 for a usage or model error, 130 when interrupted.
+    some file failed, 2 for a usage or model error, 130 when interrupted (Ctrl-C), 143 when
+    terminated (SIGTERM); nothing partial is left either way.
     """
     # Imported here, not at the top: `swinir restore --help` then starts without loading torch.
     import torch
 
-    from swinir.inference.batch import plan_jobs, write_report
+    from swinir.inference.batch import check_output_folder, plan_jobs, write_report
     from swinir.video.common import VideoOptions
     from swinir.video.jobs import VideoJobs
 
@@ -149,6 +150,8 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
         click.echo(f"warning: no images or videos found in {where}", err=True)
         return
     try:
+        if any(job.status == "pending" for job in jobs):
+            check_output_folder(outdir, jobs)  # before any image is computed: an unwritable folder fails at once
         summary = (_run_on_ray if use_ray else _run_here)(ctx, jobs, bars, options)
     finally:
         bars.close()

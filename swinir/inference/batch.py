@@ -31,8 +31,10 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from typing import Any, Optional, Protocol, Union
 import numpy as np
 
 from swinir.core.errors import ArgumentError, ImageReadError, ImageWriteError, SwinIRError
+from swinir.core.files import remove_orphaned_temporaries
 from swinir.core.types import PathLike
 from swinir.image import Image, list_images, read_image, write_image
 from swinir.image.imresize import imresize
@@ -55,6 +58,7 @@ __all__ = [
     "FileResult",
     "Job",
     "JobHandler",
+    "check_output_folder",
     "describe_failure",
     "output_path",
     "plan_jobs",
@@ -219,8 +223,9 @@ def plan_jobs(
                 seen.add(key)
                 listed.append(Job(source, relative, None))
     for job in listed:
-        if job.status == "pending":
+        if job.status == "pending" and job.source.is_file():  # a FIFO or device is never opened to sniff it
             job.handler = next((h for h in handlers if h.claims(job.source)), None)
+    seen = _drop_earlier_outputs(listed, out_root, format, suffix) or seen
     _assign_outputs(listed, seen, out_root, format=format, suffix=suffix, overwrite=overwrite)
     return listed
 
@@ -284,6 +289,53 @@ def _list_inputs(inputs: Iterable[PathLike], out_resolved: Path, recursive: bool
     return listed, seen
 
 
+def _drop_earlier_outputs(listed: list[Job], out_root: Path, fmt: str, suffix: str) -> Optional[set[Path]]:
+    """Remove from ``listed`` the files that are the planned outputs of other listed files (our
+    own earlier results when the output folder is, or holds, an input folder), so that
+    ``restore s -o s --suffix _x4`` run again skips ``a.png`` instead of restoring ``a_x4.png``;
+    returns the remaining resolved inputs when something was removed."""
+    by_key = {job.source.resolve(): job for job in listed if job.status != "error"}
+    outputs = {target for key, job in by_key.items()
+               if (target := _output_for(job, out_root, fmt, suffix).resolve()) != key}
+    if not outputs & by_key.keys():
+        return None
+    listed[:] = [job for job in listed if job.status == "error" or job.source.resolve() not in outputs]
+    return {job.source.resolve() for job in listed if job.status != "error"}
+
+
+def check_output_folder(outdir: PathLike, jobs: Iterable[Job] = ()) -> Path:
+    """Prove that ``outdir`` can be written (or created) before any work: a nameless probe file
+    is written in it, or in its nearest existing parent, so a batch fails at once instead of
+    after computing every image; nothing is created.  Stale temporary files that a killed
+    earlier run left in ``outdir`` and in the folders the pending ``jobs`` write to are removed.
+
+    Raises:
+        SwinIRError: the folder cannot be written or created, one line naming it.
+    """
+    folder = Path(outdir)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is not a folder")
+        with tempfile.TemporaryFile(dir=existing) as probe:  # O_TMPFILE where the OS has it
+            probe.write(b"\0")
+    except OSError as exc:
+        reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc)).lower()
+        raise SwinIRError(f"cannot write to the output folder {folder}: {reason}") from None
+    for target in {folder, *(job.output.parent for job in jobs if job.status == "pending" and job.output)}:
+        remove_orphaned_temporaries(target)
+    return folder
+
+
+def _output_for(job: Job, out_root: Path, fmt: str, suffix: str) -> Path:
+    """Where ``job``'s result goes: its handler decides (videos), else :func:`output_path`."""
+    if job.handler is not None:
+        return job.handler.output_path(job.relative, out_root, suffix)
+    return output_path(job.relative, out_root, format=fmt, suffix=suffix)
+
+
 def _assign_outputs(listed: list[Job], seen: set[Path], out_root: Path, *, format: str, suffix: str,
                     overwrite: bool) -> None:
     """Give every job its output path, refusing outputs that escape, overwrite or collide."""
@@ -292,10 +344,7 @@ def _assign_outputs(listed: list[Job], seen: set[Path], out_root: Path, *, forma
     for job in listed:
         if job.status == "error":
             continue
-        if job.handler is not None:
-            job.output = job.handler.output_path(job.relative, out_root, suffix)
-        else:
-            job.output = output_path(job.relative, out_root, format=format, suffix=suffix)
+        job.output = _output_for(job, out_root, format, suffix)
         target = job.output.resolve()
         if not _inside(target, out_resolved):
             job.status, job.reason = "error", f"output {job.output} would be outside the output folder {out_root}"
