@@ -7,6 +7,12 @@ from typing import Any, Optional
 
 import click
 
+from swinir.cli.restore import parse_size
+
+
+def _parse_memory(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[int]:
+    return None if value is None else parse_size(value)
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -19,11 +25,20 @@ import click
               help="Largest image upload, in MB.")
 @click.option("--max-model-mb", type=click.FloatRange(min=0, min_open=True), default=1024, show_default=True,
               help="Largest checkpoint upload, in MB.")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=16, show_default=True,
+              help="Largest image accepted for restoration (width x height, in millions of pixels), "
+                   "checked before decoding.")
+@click.option("--max-memory", "max_memory", callback=_parse_memory, default=None, metavar="SIZE",
+              help="Memory budget of one restoration, e.g. 2G; larger jobs are refused "
+                   "(default: half the memory available at upload).")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True,
+              help="Seconds a client may stall mid-request before it is dropped.")
 @click.option("--device", default="auto", show_default=True, metavar="cpu|cuda|mps|auto",
               help="Where models run.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the models.")
 def serve(host: str, port: int, model_spec: Optional[str], max_upload_mb: float, max_model_mb: float,
-          device: str, threads: Optional[int]) -> None:
+          max_megapixels: float, max_memory: Optional[int], read_timeout: float, device: str,
+          threads: Optional[int]) -> None:
     """Run the local web app: upload images, pick a task and model, compare and download results.
 
     Restorations run one at a time. Uploads and results live in a temporary folder that is deleted
@@ -36,7 +51,8 @@ def serve(host: str, port: int, model_spec: Optional[str], max_upload_mb: float,
 
     if threads is not None:
         torch.set_num_threads(threads)
-    app = WebApp(model=model_spec, max_upload_mb=max_upload_mb, max_model_mb=max_model_mb, device=device)
+    app = WebApp(model=model_spec, max_upload_mb=max_upload_mb, max_model_mb=max_model_mb, device=device,
+                 max_megapixels=max_megapixels, read_timeout=read_timeout, max_memory=max_memory)
     try:
         server = make_server(app, host, port)
     except BaseException:

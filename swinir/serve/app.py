@@ -15,7 +15,11 @@ worker thread for the restorations), with a small page of our own under ``swinir
   the command line, or checkpoints (``.pth``/``.safetensors``/``.onnx``) uploaded through the page.
 * **Results** keep the input's bit depth, alpha and ICC profile (:func:`swinir.image.read_image`,
   :func:`swinir.inference.batch.restore_image`, :func:`swinir.image.write_image`) and are written as PNG.
-* **Files** are only written inside one temporary folder, removed by :meth:`WebApp.close`.
+* **Files** are only written inside one temporary folder, removed by :meth:`WebApp.close`; a
+  full disk is answered with 507 and the partial files are removed.
+* **Limits** (:mod:`swinir.serve.guards`): an upload whose header declares more than
+  ``max_megapixels``, or whose restoration would need more memory than the server's budget, is
+  refused before it is decoded; messages sent to the page never contain server paths.
 * **Safety**: requests whose ``Host`` is not the address the server listens on are refused (DNS
   rebinding), and every POST/DELETE needs an ``X-SwinIR`` header, which cross-site forms cannot
   send without a CORS preflight that the server never grants (:mod:`swinir.serve.http`).
@@ -40,7 +44,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from swinir.core.device import select_device
-from swinir.core.errors import ArgumentError, SwinIRError, ZooError
+from swinir.core.errors import ArgumentError, ImageWriteError, SwinIRError, ZooError
+from swinir.core.files import atomic_write_bytes
 from swinir.core.tasks import level_kind
 from swinir.image import decode_image, read_image, write_image
 from swinir.inference.batch import describe_failure, restore_image
@@ -48,6 +53,7 @@ from swinir.inference.restorer import Restorer, resolve_tile
 from swinir.models import cache, zoo
 from swinir.models.descriptor import describe
 from swinir.models.selection import choose_model, open_model
+from swinir.serve.guards import RequestError, check_image_size, megabytes, public_message, storage_error
 
 __all__ = ["WebApp", "Job", "ModelOption", "TASK_LABELS", "RequestError", "megabytes", "safe_name"]
 
@@ -66,20 +72,8 @@ _DEFAULT_LEVEL = {"scale": 4, "noise": 25, "jpeg": 40}
 MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".onnx")
 
 
-class RequestError(SwinIRError):
-    """A request the app refuses; ``status`` is the HTTP status, the message is shown to the user."""
-
-    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST) -> None:
-        super().__init__(message)
-        self.status = int(status)
-
-
 class _Cancelled(Exception):
     """Raised inside a restoration when its job was cancelled or the app is stopping."""
-
-
-def megabytes(size: float) -> str:
-    return f"{size / 1e6:.1f} MB"
 
 
 def safe_name(name: str, default: str = "image") -> str:
@@ -154,6 +148,11 @@ class WebApp:
         device: where models run (``auto``, ``cpu``, ``cuda``...).
         keep_jobs: finished jobs kept (with their files); older ones are deleted.
         workdir_parent: where the temporary folder is created (default: the system's).
+        max_megapixels: largest image (width x height, millions of pixels) accepted, checked
+            from the file's header before decoding.
+        max_memory: memory budget in bytes for one restoration's image buffers (default: half
+            the memory available when the job is submitted); larger jobs are refused.
+        read_timeout: seconds a client may stall mid-request before it is dropped.
     """
 
     def __init__(
@@ -165,11 +164,19 @@ class WebApp:
         device: str = "auto",
         keep_jobs: int = 100,
         workdir_parent: Optional[Union[str, Path]] = None,
+        max_megapixels: float = 16,
+        max_memory: Optional[int] = None,
+        read_timeout: float = 30.0,
     ) -> None:
-        if max_upload_mb <= 0 or max_model_mb <= 0:
+        if max_upload_mb <= 0 or max_model_mb <= 0 or max_megapixels <= 0:
             raise SwinIRError("upload limits must be positive")
+        if read_timeout <= 0 or (max_memory is not None and max_memory <= 0):
+            raise SwinIRError("read_timeout and max_memory must be positive")
         self.max_upload = int(max_upload_mb * 1e6)
         self.max_model = int(max_model_mb * 1e6)
+        self.max_pixels = int(max_megapixels * 1e6)
+        self.max_memory = max_memory
+        self.read_timeout = float(read_timeout)
         self.device = select_device(device)
         self.keep_jobs = max(1, keep_jobs)
         self.workdir = Path(tempfile.mkdtemp(prefix="swinir-serve-", dir=workdir_parent))
@@ -254,14 +261,22 @@ class WebApp:
             raise RequestError(f"{name}: not a model file; use {', '.join(MODEL_SUFFIXES)}")
         option_id = f"upload:{uuid.uuid4().hex[:12]}"
         folder = self.workdir / "models" / option_id.split(":")[1]
-        folder.mkdir(parents=True)
         path = folder / name
-        path.write_bytes(data)
+        try:
+            folder.mkdir(parents=True)
+            atomic_write_bytes(path, data, fsync=False)
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise storage_error(exc, name) from None
         try:
             option = self._register(str(path), option_id, "uploaded", label=name)
         except SwinIRError as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            raise RequestError(f"{name}: {exc}") from None
+            raise RequestError(f"{name}: {self.public_message(str(exc))}") from None
+        except Exception as exc:  # any failure to load is the file's fault: keep nothing
+            shutil.rmtree(folder, ignore_errors=True)
+            log.debug("uploaded model %s failed to load", name, exc_info=True)
+            raise RequestError(f"{name}: cannot load this model ({type(exc).__name__})") from None
         with self._lock:
             self._uploaded[option_id] = option
         return option
@@ -288,10 +303,14 @@ class WebApp:
             choice = choose_model(task, scale=level if kind == "scale" else None,
                                   noise=level if kind == "noise" else None, jpeg=level if kind == "jpeg" else None)
         except ZooError as exc:
-            raise RequestError(str(exc)) from None
+            raise RequestError(self.public_message(str(exc))) from None
         option = ModelOption("auto", choice.name, "auto", task, level if kind == "scale" else 1,
                              level if kind == "noise" else None, level if kind == "jpeg" else None)
         return option, choice.spec
+
+    def public_message(self, text: str) -> str:
+        """``text`` as the page may see it: without the app's folder or any other server path."""
+        return public_message(text, self.workdir)
 
     def submit(self, filename: str, data: bytes, params: dict[str, str]) -> Job:
         """Queue ``data`` (an encoded image) for restoration with the settings in ``params``
@@ -299,22 +318,27 @@ class WebApp:
         if self._closed:
             raise RequestError("the app is stopping", HTTPStatus.SERVICE_UNAVAILABLE)
         name = safe_name(filename)
+        option, spec = self._resolve_model(params)
+        check_image_size(name, data, option.scale, max_pixels=self.max_pixels, max_memory=self.max_memory)
         try:
             image = decode_image(data, path=name)
         except SwinIRError as exc:
             raise RequestError(str(exc)) from None
-        option, spec = self._resolve_model(params)
         try:
             tile = resolve_tile(params.get("tile", "auto"))
         except ArgumentError as exc:
             raise RequestError(str(exc)) from None
         job_id = uuid.uuid4().hex[:16]
         folder = self.workdir / "jobs" / job_id
-        folder.mkdir(parents=True)
         input_path = folder / ("input" + (Path(name).suffix.lower() or ".img"))
-        input_path.write_bytes(data)
         preview = folder / "input.png"
-        write_image(preview, image.pixels, alpha=image.alpha, icc_profile=image.icc_profile, format="png")
+        try:
+            folder.mkdir(parents=True)
+            atomic_write_bytes(input_path, data, fsync=False)
+            write_image(preview, image.pixels, alpha=image.alpha, icc_profile=image.icc_profile, format="png")
+        except (OSError, ImageWriteError) as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise storage_error(exc, name) from None
         stem = Path(name).stem or "image"
         suffix = (f"x{option.scale}" if option.scale > 1 else f"dn{option.noise}" if option.noise
                   else f"jpeg{option.jpeg}" if option.jpeg else "restored")
@@ -387,7 +411,8 @@ class WebApp:
             except _Cancelled:
                 job.state, job.message = "cancelled", "cancelled"
             except Exception as exc:
-                job.state, job.message = "failed", describe_failure(exc, oom_hint="choose a smaller tile size")
+                job.state, job.message = "failed", self.public_message(
+                    describe_failure(exc, oom_hint="choose a smaller tile size"))
             finally:
                 job.finished = time.time()
 

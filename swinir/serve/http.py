@@ -5,7 +5,10 @@ The handler reads uploads as raw request bodies (refused above the app's limit f
 ``Content-Length`` before anything is read), answers JSON, serves the page from
 ``swinir/serve/web/``, refuses requests whose ``Host`` is not the address the server listens on
 (DNS rebinding) and requires an ``X-SwinIR`` header on every POST/DELETE (cross-site forms cannot
-send it without a CORS preflight, which is never granted).
+send it without a CORS preflight, which is never granted).  A missing, negative or non-numeric
+``Content-Length`` (or a chunked body) is refused before anything is read, a client that stalls
+is dropped after the app's ``read_timeout``, every refusal is a 4xx with a one-line JSON message,
+and a client that hangs up costs a debug line, never a traceback.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +27,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from swinir.core.errors import SwinIRError
-from swinir.serve.app import RequestError, WebApp, megabytes, safe_name
+from swinir.serve.app import WebApp, safe_name
+from swinir.serve.guards import RequestError, megabytes
 
 __all__ = ["WebServer", "make_server", "is_loopback", "STATIC_FILES"]
 
@@ -41,7 +46,8 @@ def _static(name: str) -> bytes:
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost``, the empty host and loopback IP addresses."""
+    """True for ``localhost`` (any case), the empty host and loopback IP addresses."""
+    host = host.lower().rstrip(".")  # host names are case-insensitive; "localhost." is absolute
     if host in ("localhost", ""):
         return True
     try:
@@ -56,6 +62,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "swinir"
 
     # ---- plumbing ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.app.read_timeout)  # reads and writes: no thread held forever
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -71,6 +81,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """Errors found by :mod:`http.server` itself (malformed request line or headers, unknown
+        method, unsupported version) as our one-line JSON, and always a 4xx: a request this
+        server does not implement is the client's error."""
+        mapped = {HTTPStatus.NOT_IMPLEMENTED: HTTPStatus.METHOD_NOT_ALLOWED,
+                  HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: HTTPStatus.BAD_REQUEST}.get(HTTPStatus(code), HTTPStatus(code))
+        if self.request_version == "HTTP/0.9":  # unparsable request line: still answer with a status line
+            self.request_version = "HTTP/1.0"
+        text = " ".join(str(message or mapped.phrase).split())
+        self._answer_error(int(mapped), "method not allowed" if mapped == HTTPStatus.METHOD_NOT_ALLOWED else text,
+                           close=True)
+
+    def _answer_error(self, status: int, message: str, *, close: bool = False) -> None:
+        """Send an error; a client that already hung up is only worth a debug line."""
+        try:
+            self._error(status, message, close=close or self.close_connection)
+        except OSError as exc:
+            log.debug("%s: could not send %d (%s)", self.address_string(), status, exc)
+            self.close_connection = True
 
     def _json(self, data: Any, status: int = HTTPStatus.OK) -> None:
         self._send(status, json.dumps(data).encode(), "application/json")
@@ -102,13 +132,18 @@ class _Handler(BaseHTTPRequestHandler):
         return is_loopback(name.strip("[]"))
 
     def _body(self, limit: int, what: str, filename: str) -> bytes:
+        # a refusal before the body is read leaves the connection unusable: close it
+        if self.headers.get("Transfer-Encoding") is not None:
+            self.close_connection = True
+            raise RequestError("chunked uploads are not supported: send a Content-Length")
         length_text = self.headers.get("Content-Length")
         if length_text is None:
+            self.close_connection = True
             raise RequestError("the upload has no Content-Length", HTTPStatus.LENGTH_REQUIRED)
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise RequestError("invalid Content-Length") from None
+        if len(self.headers.get_all("Content-Length", [])) != 1 or not re.fullmatch(r"[0-9]{1,15}", length_text):
+            self.close_connection = True
+            raise RequestError("invalid Content-Length")
+        length = int(length_text)
         if length > limit:
             self._drain(length)
             flag = "--max-upload-mb" if what == "image" else "--max-model-mb"
@@ -119,8 +154,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(f"{filename} is empty")
         chunks, left = [], length
         while left:
-            chunk = self.rfile.read(min(_CHUNK, left))
+            try:
+                chunk = self.rfile.read(min(_CHUNK, left))
+            except TimeoutError:
+                self.close_connection = True
+                raise RequestError(f"the upload stalled for {self.server.app.read_timeout:g} s and was dropped",
+                                   HTTPStatus.REQUEST_TIMEOUT) from None
             if not chunk:
+                self.close_connection = True
                 raise RequestError("the upload was interrupted")
             chunks.append(chunk)
             left -= len(chunk)
@@ -132,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         left = length
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # resets and timeouts included
             while left:
                 chunk = self.rfile.read(min(_CHUNK, left))
                 if not chunk:
@@ -150,12 +191,14 @@ class _Handler(BaseHTTPRequestHandler):
                 raise RequestError("missing X-SwinIR header", HTTPStatus.FORBIDDEN)
             self._route(method, url.path, params)
         except RequestError as exc:
-            self._error(exc.status, str(exc), close=self.close_connection)
-        except (BrokenPipeError, ConnectionResetError):
+            self._answer_error(exc.status, self.server.app.public_message(str(exc)))
+        except OSError as exc:  # the client went away (reset, broken pipe, timeout)
+            log.debug("%s %s: connection lost (%s)", method, self.path, exc)
             self.close_connection = True
         except Exception as exc:
             log.warning("%s %s failed", method, self.path, exc_info=True)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+            self._answer_error(HTTPStatus.INTERNAL_SERVER_ERROR,
+                               self.server.app.public_message(f"{type(exc).__name__}: {exc}"))
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> None:
         app = self.server.app
@@ -225,6 +268,14 @@ class WebServer(ThreadingHTTPServer):
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Connection errors (client resets, timeouts) are routine: a debug line, no traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            log.debug("%s: connection error %s", client_address, exc)
+            return
+        log.warning("error while serving %s", client_address, exc_info=exc)
 
     @property
     def url(self) -> str:
