@@ -400,3 +400,34 @@ def test_ddp_two_gloo_processes_match_one_process(images: Path, tmp_path: Path) 
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
     assert not list((tmp_path / "two").glob("checkpoints/.*.tmp"))
+
+
+_TEARDOWN_PROBE = """
+import gc, sys
+gc.disable()  # as when the collector happens not to run before exit
+import torch, torch.distributed as dist
+from swinir.train.config import load_config
+from swinir.train.loop import train
+train(load_config(sys.argv[1]), run_dir=sys.argv[2])
+alive = [o for o in gc.get_objects() if isinstance(o, torch.nn.parallel.DistributedDataParallel)]
+print("left behind:", len(alive), "initialized:", dist.is_initialized(), flush=True)
+"""
+
+
+def test_ddp_leaves_nothing_for_interpreter_shutdown(images: Path, tmp_path: Path) -> None:
+    """Issue #14: rank 1 once aborted at exit ("terminate called without an active exception").
+    The DDP wrapper sat in a reference cycle holding the process group, so it was destroyed
+    whenever the garbage collector ran, possibly during interpreter shutdown.  With the collector
+    off, nothing of the group may survive train()."""
+    raw = tiny(images, **{"model.drop_path_rate": 0.0, "train.iterations": 2, "train.checkpoint_every": 2,
+                          "val.folder": None})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "probe.py").write_text(_TEARDOWN_PROBE)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(tmp_path / "probe.py"), str(tmp_path / "c.yaml"),
+           str(tmp_path / "run")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("left behind: 0 initialized: False") == 2, proc.stdout + proc.stderr[-2000:]
+    assert "terminate called" not in proc.stderr

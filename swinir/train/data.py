@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from swinir.core.errors import ConfigError
+from swinir.core.errors import ConfigError, ImageReadError
 from swinir.degradations.protocol import (
     degrade_for_task,
     gray_for_jpeg,
@@ -37,6 +37,7 @@ from swinir.degradations.protocol import (
 from swinir.degradations.realistic import DegradationConfig, build_degradation
 from swinir.image import list_images, read_image, to_uint8, write_image
 from swinir.image.imresize import imresize, modcrop
+from swinir.image.read import read_image_size
 
 __all__ = [
     "load_training_image",
@@ -120,6 +121,28 @@ def _lq_partner(folder: Path, stem: str, scale: int) -> Optional[Path]:
     return None
 
 
+def _valid_images(files: list[Path], folders: Sequence[str | Path]) -> list[Path]:
+    """The files whose header is a readable image (the others are left out with a warning);
+    :class:`ConfigError` when none is, so a run fails before it writes anything."""
+    where = ", ".join(str(f) for f in folders)
+    if not files:
+        raise ConfigError(f"data.train: no images found in {where}")
+    valid, bad = [], []
+    for path in files:
+        try:
+            read_image_size(path)
+        except ImageReadError as exc:
+            bad.append(exc)
+        else:
+            valid.append(path)
+    if not valid:
+        raise ConfigError(f"data.train: no valid image in {where} ({len(bad)} unreadable, e.g. "
+                          f"{Path(bad[0].path).name}: {bad[0].reason})")
+    for error in bad:
+        log.warning("data.train: leaving out %s (%s)", error.path, error.reason)
+    return valid
+
+
 class RestorationDataset(Dataset):
     """Random training patches of clean images with the task's degradation applied on the fly.
 
@@ -144,9 +167,7 @@ class RestorationDataset(Dataset):
         seed: int = 0,
         degradation: Optional[DegradationConfig] = None,
     ) -> None:
-        self.files = [path for folder in folders for path, _ in list_images(Path(folder))]
-        if not self.files:
-            raise ConfigError(f"data.train: no images found in {', '.join(str(f) for f in folders)}")
+        self.files = _valid_images([path for folder in folders for path, _ in list_images(Path(folder))], folders)
         self.task = task
         self.sr = task.endswith("_sr")
         self.patch = int(patch_size)

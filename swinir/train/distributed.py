@@ -7,6 +7,7 @@ agrees on flags across the processes; alone, every helper is a no-op.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -56,7 +57,16 @@ class Dist:
             dist.barrier()
 
     def close(self) -> None:
-        """Destroy the process group if this module created it."""
+        """Destroy the process group if this module created it, after collecting what still
+        refers to it.
+
+        The DDP wrapper (dropped by the caller first) holds the group through its reducer and
+        sits in a reference cycle: left to the garbage collector it could be destroyed during
+        interpreter shutdown, where Gloo's worker threads can no longer take the GIL, and the
+        process aborted ("terminate called without an active exception", issue #14).
+        """
+        if self.world > 1:
+            gc.collect()
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
 

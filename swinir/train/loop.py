@@ -193,6 +193,13 @@ class _Trainer:
         self.config = config
         self.run_dir = run_dir
         self.dist, self.device = init_distributed(config.train.device)
+        try:
+            self._setup(config, resume)
+        except BaseException:
+            self.close()  # a group left undestroyed aborts the process at exit
+            raise
+
+    def _setup(self, config: Config, resume: bool) -> None:
         self._check_setup()
         self.state: Optional[dict[str, Any]] = None
         if resume:
@@ -371,10 +378,10 @@ class _Trainer:
     def run(self) -> TrainResult:
         t = self.config.train
         result = TrainResult(self.run_dir, self.iteration, best=self.best)
+        batches = _batches(self._loader())  # the data is checked before anything is written
+        val_images = self._val_images()
         self._write_config()
         runlog = RunLog(self.run_dir, self.iteration, self.dist.main)
-        val_images = self._val_images()
-        batches = _batches(self._loader())
         bar = tqdm(total=t.iterations, initial=self.iteration, file=sys.stderr, dynamic_ncols=True,
                    disable=not (self.dist.main and t.progress), desc=self.config.name, unit="it", smoothing=0.1)
         window = _LossWindow()
@@ -450,6 +457,7 @@ class _Trainer:
             save_model(self.model, self.run_dir / "model.safetensors", ema=self.ema)
             if self.gan is not None:
                 self.gan.save_discriminator(self.run_dir / "discriminator.pth")
+        self.dist.barrier()  # the ranks leave together, once rank 0 has written everything
         return result
 
     def _validate(self, images: list[ValImage], runlog: RunLog, result: TrainResult) -> None:
@@ -469,6 +477,8 @@ class _Trainer:
                  best["metric"], best["value"], best["iteration"])
 
     def close(self) -> None:
+        """Drop the DDP wrapper (it holds the process group) and leave the group (see Dist.close)."""
+        self.__dict__.pop("net", None)
         self.dist.close()
 
 
