@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint install bench clean train-bundled browser docs-screenshot
+.PHONY: demo test test-all lint install bench clean train-bundled browser docs-screenshot fuzz
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint browser
 
 test-all: lint browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The fuzzing suite at 20 times the cases of `make test` (tests/test_fuzz.py; SWINIR_FUZZ_SEED
+# picks another corpus, SWINIR_FUZZ_SCALE another size).
+fuzz: $(STAMP)
+	SWINIR_FUZZ_SCALE=$${SWINIR_FUZZ_SCALE:-20} $(PY) -m pytest -q -s tests/test_fuzz.py $(PYTEST_ARGS)
 
 # Refresh docs/web_app.png (the README screenshot) from the browser test.
 docs-screenshot: $(STAMP) browser
