@@ -38,6 +38,7 @@ from swinir.core.errors import ConfigError
 from swinir.core.files import atomic_path
 from swinir.core.types import PathLike
 from swinir.models.discriminator import UNetDiscriminatorSN
+from swinir.train.checkpoints import to_cpu
 from swinir.train.gan_config import GANConfig
 from swinir.train.losses import GANLoss, PerceptualLoss, VGG19Features
 
@@ -68,16 +69,6 @@ def _resolve_vgg(value: Optional[str]) -> Optional[str]:
             f"config: gan.vgg_weights: VGG19 weights not found at '{path}'; set gan.vgg_weights to a torchvision-"
             f"layout VGG19 file ({TORCHVISION_VGG19}), or gan.perceptual_weight: 0 to train without it")
     return str(path)
-
-
-def _cpu(obj: Any) -> Any:
-    if isinstance(obj, Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cpu(v) for v in obj)
-    return obj
 
 
 class GANStage:
@@ -190,7 +181,7 @@ class GANStage:
         """Discriminator, optimizer and scaler state (CPU tensors, ``weights_only``-safe)."""
         return {
             "discriminator": {k: v.detach().to("cpu", copy=True) for k, v in self.discriminator.state_dict().items()},
-            "optimizer": _cpu(self.optimizer.state_dict()),
+            "optimizer": to_cpu(self.optimizer.state_dict()),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
         }
 
