@@ -4,7 +4,7 @@ What runs where (the scaling model):
 
 * **on the driver, serially, once per file**: listing the inputs (or reading a manifest),
   checking whether each output exists, and turning one small result row into a
-  :class:`~swinir.batch.FileResult` (plus a progress callback).  That is file-system metadata and
+  :class:`~swinir.inference.batch.FileResult` (plus a progress callback).  That is file-system metadata and
   a few hundred bytes per file: no pixels.
 * **on the actors, in parallel, per file**: reading, restoring, writing (atomically).  The model
   is loaded once per actor.
@@ -125,11 +125,11 @@ def restore_dataset(
     """Restore files, folders and/or a manifest of paths into ``output`` on a Ray cluster.
 
     The same job as ``swinir restore`` (same planning, skipping, refusals, output bytes and
-    :class:`~swinir.batch.BatchSummary`), with the files spread over an actor pool.  ``model``
+    :class:`~swinir.inference.batch.BatchSummary`), with the files spread over an actor pool.  ``model``
     is a zoo name or checkpoint path (default: the best available for ``task``/``scale``/
     ``noise``/``jpeg``, as without Ray); ``engine`` takes the other
-    :class:`~swinir.batch.EngineSettings` fields (``tile=0``, ``device="cuda"``...);
-    ``writer`` the :class:`~swinir.batch.BatchRestorer` options (``outscale``, ``alpha_mode``,
+    :class:`~swinir.inference.batch.EngineSettings` fields (``tile=0``, ``device="cuda"``...);
+    ``writer`` the :class:`~swinir.inference.batch.BatchRestorer` options (``outscale``, ``alpha_mode``,
     ``quality``); ``video`` the encoding of videos (found among the inputs by content, each
     restored whole by one worker, as :func:`swinir.video.restore_video` does on one machine).
     ``report`` writes the summary as JSON.  ``ray_options`` overrides

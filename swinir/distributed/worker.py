@@ -4,7 +4,7 @@ Rows that travel between the driver and the actors hold only strings and numbers
 (``index``, ``source``, ``output``, ``handler`` in; ``status``, ``reason``, ``megapixels``,
 ``seconds`` out):
 pixels never enter Ray's object store.  Each file goes through
-:meth:`swinir.batch.BatchRestorer.process`, the same per-file function as ``swinir restore``
+:meth:`swinir.inference.batch.BatchRestorer.process`, the same per-file function as ``swinir restore``
 without ``--ray`` (read with our image I/O, restore, write atomically), so the outputs are the
 same bytes.  A video goes whole to one actor, through the batch's video handler
 (:func:`swinir.video.restore_video`); if that actor dies, the retry resumes from the segments
