@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import torch
 
 from swinir.core.files import remove_stale_temporaries
 from swinir.inference.batch import BatchRestorer, EngineSettings, Job
@@ -54,8 +55,6 @@ class RestoreWorker:
     """Callable class for ``Dataset.map_batches``: one instance (one model) per Ray actor."""
 
     def __init__(self, settings: WorkerSettings, cpus: float = 1.0) -> None:
-        import torch
-
         threads = settings.threads or max(1, int(cpus))
         torch.set_num_threads(threads)
         self.settings = settings

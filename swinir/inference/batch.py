@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import tempfile
@@ -43,12 +44,15 @@ from typing import Any, Optional, Protocol, Union
 
 import numpy as np
 
+from swinir.core.device import select_device
 from swinir.core.errors import ArgumentError, ImageReadError, ImageWriteError, SwinIRError
-from swinir.core.files import remove_orphaned_temporaries
+from swinir.core.files import atomic_write_bytes, remove_orphaned_temporaries
 from swinir.core.types import PathLike
 from swinir.image import Image, list_images, read_image, write_image
 from swinir.image.imresize import imresize
 from swinir.inference.restorer import Restorer, is_out_of_memory
+from swinir.models import selection
+from swinir.models.descriptor import describe
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -112,12 +116,9 @@ class EngineSettings:
         Raises:
             SwinIRError: the model cannot be loaded, or (``check``) contradicts the request.
         """
-        from swinir.models.descriptor import describe
-        from swinir.models.selection import check_request, open_model
-
-        model = open_model(self.model, device, self.precision)
+        model = selection.open_model(self.model, device, self.precision)
         if self.check:
-            check_request(describe(model), task=self.task, scale=self.scale, noise=self.noise, jpeg=self.jpeg,
+            selection.check_request(describe(model), task=self.task, scale=self.scale, noise=self.noise, jpeg=self.jpeg,
                           name=str(self.model))
         return model
 
@@ -127,8 +128,6 @@ class EngineSettings:
         Raises:
             SwinIRError: the model cannot be loaded, or (``check``) contradicts the request.
         """
-        from swinir.core.device import select_device
-
         torch_device = select_device(self.device)
         return Restorer(self.load(torch_device), device=torch_device, precision=self.precision, tile=self.tile,
                         tile_overlap=self.tile_overlap, tile_batch=self.tile_batch, max_memory=self.max_memory,
@@ -507,10 +506,6 @@ class BatchSummary:
 
 def write_report(summary: BatchSummary, path: PathLike) -> Path:
     """Write :meth:`BatchSummary.to_dict` as JSON to ``path``, atomically (``--report``)."""
-    import json
-
-    from swinir.core.files import atomic_write_bytes
-
     text = json.dumps(summary.to_dict(), indent=1, ensure_ascii=False) + "\n"
     return atomic_write_bytes(path, text.encode("utf-8"))
 
