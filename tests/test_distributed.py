@@ -164,9 +164,9 @@ def test_killed_worker_file_is_retried_and_nothing_is_written_twice(ray_cluster:
     rng = np.random.default_rng(1)
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
-    names = [f"img{index:02d}.png" for index in range(24)]
+    names = [f"img{index:02d}.png" for index in range(32)]
     for name in names:
-        write_image(inputs / name, rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+        write_image(inputs / name, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     first_seen: dict[str, int] = {}  # output -> inode when first seen: a rewrite would change it
     killed: list[int] = []
     finished = threading.Event()
@@ -175,7 +175,7 @@ def test_killed_worker_file_is_retried_and_nothing_is_written_twice(ray_cluster:
         while not finished.is_set():
             for path in out.glob("*.png") if out.exists() else []:
                 first_seen.setdefault(path.name, path.stat().st_ino)
-            if not killed and 2 <= len(first_seen) <= len(names) - 8:
+            if not killed and 2 <= len(first_seen) <= len(names) - 12:
                 pids = _actor_pids(ray_cluster)
                 if pids:
                     os.kill(pids[0], signal.SIGKILL)
@@ -196,7 +196,7 @@ def test_killed_worker_file_is_retried_and_nothing_is_written_twice(ray_cluster:
     assert sorted(path.name for path in out.iterdir()) == names
     assert not _temporaries(out)
     for name in names:
-        assert read_image(out / name).pixels.shape == (96, 96, 3)
+        assert read_image(out / name).pixels.shape == (128, 128, 3)
         assert (out / name).stat().st_ino == first_seen.get(name, (out / name).stat().st_ino), name
 
 
