@@ -20,7 +20,9 @@ import dataclasses
 import logging
 import os
 import re
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -300,6 +302,7 @@ def _ray_session(ray: Any, options: RayOptions) -> Iterator[None]:
     args.update(options.init_args)
     if options.address:
         _check_reachable(options.address)
+    on_term = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=options.address, **args)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -307,6 +310,10 @@ def _ray_session(ray: Any, options: RayOptions) -> Iterator[None]:
         if options.address:
             raise ArgumentError("address", options.address, f"is not a Ray cluster this machine can join: {first}") from None
         raise SwinIRError(f"cannot start a local Ray instance: {first}") from None
+    if on_term is not None and threading.current_thread() is threading.main_thread():
+        # ray.init puts a crash handler on SIGTERM that aborts the process (exit 134, a stack
+        # dump); the process's own handling (the CLI's: unwind like Ctrl-C, exit 143) comes back
+        signal.signal(signal.SIGTERM, on_term)
     try:
         yield
     finally:
