@@ -6,11 +6,10 @@ import io
 import cv2
 import numpy as np
 import pytest
+from conftest import require_shared
 from PIL import Image
 
 from swinir.image.analysis import estimate_noise, ijg_tables, jpeg_quality, noise_sigma, quality_from_tables
-
-from conftest import require_shared
 
 # Published in docs/estimators.md (max abs error over Set12 / McMaster at σ = 5..50 is below this).
 SIGMA_TOLERANCE = 2.0
@@ -50,7 +49,7 @@ def test_jpeg_quality_best_fit_for_custom_tables() -> None:
     assert "best fit" in str(est)
 
 
-def test_jpeg_quality_of_non_jpeg_is_none(tmp_path) -> None:  # noqa: ANN001
+def test_jpeg_quality_of_non_jpeg_is_none(tmp_path) -> None:
     path = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
     assert jpeg_quality(path) is None

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from swinir import SwinIR
+from swinir.core.errors import ArgumentError
 from swinir.inference.blend import OutputBlend, blend
 from swinir.models.blend import BlendError, blend_state_dicts, blend_weights
 
@@ -23,14 +24,14 @@ def pair() -> tuple[SwinIR, SwinIR, torch.Tensor]:
 
 
 @pytest.mark.parametrize("mode", ["weights", "outputs"])
-def test_alpha_endpoints_are_exactly_a_and_b(pair, mode: str) -> None:  # noqa: ANN001
+def test_alpha_endpoints_are_exactly_a_and_b(pair, mode: str) -> None:
     a, b, x = pair
     with torch.inference_mode():
         assert torch.equal(blend(a, b, 0.0, mode)(x), a(x))
         assert torch.equal(blend(a, b, 1.0, mode)(x), b(x))
 
 
-def test_half_weights_equal_the_averaged_model(pair) -> None:  # noqa: ANN001
+def test_half_weights_equal_the_averaged_model(pair) -> None:
     a, b, x = pair
     averaged = _tiny(5)
     sa, sb = a.state_dict(), b.state_dict()
@@ -44,7 +45,7 @@ def test_half_weights_equal_the_averaged_model(pair) -> None:  # noqa: ANN001
     assert torch.equal(a.state_dict()["conv_first.weight"], sa["conv_first.weight"])  # A untouched
 
 
-def test_auto_falls_back_to_outputs_for_other_architectures(pair) -> None:  # noqa: ANN001
+def test_auto_falls_back_to_outputs_for_other_architectures(pair) -> None:
     a, _, x = pair
     other = _tiny(3, embed_dim=16)
     assert isinstance(blend(a, other, 0.5), OutputBlend)
@@ -56,12 +57,12 @@ def test_auto_falls_back_to_outputs_for_other_architectures(pair) -> None:  # no
         assert blend(a, other, 0.5)(x).shape == x.shape
 
 
-def test_bad_alpha_and_mismatched_state_dicts(pair) -> None:  # noqa: ANN001
+def test_bad_alpha_and_mismatched_state_dicts(pair) -> None:
     a, b, _ = pair
     for bad in (-0.1, 1.5, "x"):
-        with pytest.raises(BlendError, match="alpha="):
+        with pytest.raises(ArgumentError, match="alpha="):
             blend(a, b, bad)  # type: ignore[arg-type]
-    with pytest.raises(BlendError, match="mode="):
+    with pytest.raises(ArgumentError, match="mode="):
         blend(a, b, 0.5, "both")
     sb = dict(b.state_dict())
     sb.pop("conv_first.bias")

@@ -22,9 +22,10 @@ Both work on numpy arrays / files and need only numpy and Pillow.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 from PIL import Image as PILImage
@@ -149,6 +150,8 @@ class NoiseEstimate:
 _CONFIDENCE_Z = 4.753424308822899  # standard normal quantile of 1 - 1e-6
 #: Patches whose mean lies within this many σ of 0 or 255 are skipped (clipping shrinks their noise).
 _CLIP_MARGIN = 2.0
+#: Larger images are analysed on a central crop of this side (bounded time and memory).
+_MAX_SIDE = 2048
 
 
 def _gamma_quantile(shape: float, scale: float) -> float:
@@ -209,10 +212,16 @@ def estimate_noise(
     """Gaussian noise σ of ``image`` (gray or colour; 0..255 scale) with its diagnostics.
 
     Colour images are estimated per channel (the noise is independent per channel) and the
-    variances averaged, weighted by each channel's number of usable patches.  Memory and time are bounded: patches are taken on a regular grid whose
-    step keeps their number under ``max_patches``.  Images smaller than two patches give 0.
+    variances averaged, weighted by each channel's number of usable patches.  Memory and time
+    are bounded: images larger than 2048 pixels are analysed on a central crop, and patches are
+    taken on a regular grid whose step keeps their number under ``max_patches``.  Images
+    smaller than two patches give 0.
     """
-    img = _as_planes(image)
+    arr = np.asarray(image)
+    if arr.ndim >= 2 and max(arr.shape[:2]) > _MAX_SIDE:  # noise is stationary: a central crop tells
+        top, left = max(0, (arr.shape[0] - _MAX_SIDE) // 2), max(0, (arr.shape[1] - _MAX_SIDE) // 2)
+        arr = arr[top : top + _MAX_SIDE, left : left + _MAX_SIDE]
+    img = _as_planes(arr)
     results = [_estimate_plane(img[:, :, c], patch, max_patches, max_iterations) for c in range(img.shape[2])]
     # Channels with many usable weak-texture patches are more reliable (a nearly black channel
     # is clipped almost everywhere): weight each channel's variance by its patch count.
@@ -240,7 +249,8 @@ def _estimate_plane(plane: np.ndarray, patch: int, max_patches: int, max_iterati
     trace = 4.0 * patch * (patch - 1)
     variance = _min_eigenvalue(patches)
     used, iterations = len(patches), 0
-    for iterations in range(1, max_iterations + 1):
+    while iterations < max_iterations:
+        iterations += 1
         threshold = _gamma_quantile(dims / 2.0, 2.0 * variance * trace / dims)
         margin = _CLIP_MARGIN * math.sqrt(variance)
         weak = (strength < threshold) & (means > margin) & (means < 255.0 - margin)

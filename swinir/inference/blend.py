@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from ..models.blend import BlendError, blend_weights, check_alpha, weights_incompatibility
+from swinir.core.errors import ArgumentError
+from swinir.models.blend import BlendError, blend_weights, check_alpha, weights_incompatibility
 
 __all__ = ["BLEND_MODES", "OutputBlend", "blend"]
 
@@ -68,7 +68,7 @@ class OutputBlend(nn.Module):
 def blend(model_a: nn.Module, model_b: nn.Module, alpha: float, mode: str = "auto") -> nn.Module:
     """One model that restores like the blend of A and B (see module docs for ``mode``)."""
     if mode not in BLEND_MODES:
-        raise BlendError(f"mode={mode!r} must be one of {', '.join(BLEND_MODES)}")
+        raise ArgumentError("mode", mode, f"must be one of {', '.join(BLEND_MODES)}")
     alpha = check_alpha(alpha)
     if mode == "outputs":
         return OutputBlend(model_a, model_b, alpha).eval()

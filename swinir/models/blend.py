@@ -16,7 +16,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from ..errors import SwinIRError
+from swinir.core.errors import ArgumentError, SwinIRError
 
 __all__ = ["BlendError", "check_alpha", "weights_incompatibility", "blend_state_dicts", "blend_weights"]
 
@@ -29,13 +29,13 @@ class BlendError(SwinIRError):
 
 
 def check_alpha(alpha: float) -> float:
-    """``alpha`` as a float in [0, 1], else a :class:`BlendError` naming it."""
+    """``alpha`` as a float in [0, 1], else an :class:`ArgumentError` naming it."""
     try:
         value = float(alpha)
     except (TypeError, ValueError):
-        raise BlendError(f"alpha={alpha!r} is not a number (0 = model A, 1 = model B)") from None
+        raise ArgumentError("alpha", alpha, "is not a number (0 = model A, 1 = model B)") from None
     if not 0.0 <= value <= 1.0:
-        raise BlendError(f"alpha={alpha!r} must be between 0 (model A) and 1 (model B)")
+        raise ArgumentError("alpha", alpha, "must be between 0 (model A) and 1 (model B)")
     return value
 
 
