@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "prepare": ("train", "prepare", "Crop large training images into overlapping sub-images."),
     "degrade": ("degrade", "degrade", "Apply a training degradation to a folder of images."),
     "models": ("models", "models", "List the model zoo."),
-    "info": ("models", "info", "Show the architecture detected in a checkpoint."),
+    "info": ("models", "info", "Show a checkpoint's architecture, or an image's JPEG quality and noise level."),
     "export": ("export", "export", "Export a model to ONNX."),
     "serve": ("serve", "serve", "Run the local web app."),
 }

@@ -32,9 +32,18 @@ def models(task: str | None, as_json: bool) -> None:
 @click.argument("source")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(source: str, as_json: bool) -> None:
-    """Show the architecture detected in a checkpoint file (or zoo name)."""
+    """Show the architecture detected in a checkpoint file (or zoo name), or for an image file
+    its estimated JPEG quality (JPEG files) and Gaussian noise level."""
+    from swinir.image.listing import is_image_path
     from swinir.models.checkpoint import load_model
     from swinir.models.descriptor import describe
+
+    if is_image_path(source) or _is_image_file(source):
+        from swinir.image.analysis import analyse_file
+
+        report = analyse_file(source)
+        click.echo(json.dumps(report.as_dict(), indent=1) if as_json else "\n".join(report.lines()))
+        return
 
     model = load_model(source)
     described = describe(model)
@@ -52,3 +61,18 @@ def info(source: str, as_json: bool) -> None:
     click.echo(f"parameters: {params:,}")
     for key, value in arguments.items():
         click.echo(f"  {key:<16} {value}")
+
+
+def _is_image_file(source: str) -> bool:
+    """True for an existing file that Pillow recognises (an image without an image extension)."""
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not Path(source).is_file() or Path(source).suffix.lower() in (".pth", ".pt", ".ckpt", ".safetensors"):
+        return False
+    try:
+        with Image.open(source):
+            return True
+    except (UnidentifiedImageError, OSError):
+        return False

@@ -6,14 +6,16 @@ command so ``swinir restore --help`` stays fast.
 """
 from __future__ import annotations
 
+import os
 import re
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import click
 
-from swinir.cli.options import ENGINE_KEYS, UserError, engine_options, model_options, threads_option
+from swinir.cli.levels import BLEND_MODE_CHOICES, parse_blend
+from swinir.cli.options import ENGINE_KEYS, engine_options, model_options, threads_option
 from swinir.video.common import VIDEO_CODECS, VIDEO_FORMATS
 
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")
@@ -71,6 +73,11 @@ def _parse_suffix(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created if needed); results keep their relative paths and names.")
 @model_options
+@click.option("--blend", callback=parse_blend, default=None, metavar="MODEL:ALPHA",
+              help="Blend --model with MODEL: ALPHA 0 = --model exactly, 1 = MODEL exactly.")
+@click.option("--blend-mode", type=click.Choice(BLEND_MODE_CHOICES), default="auto", show_default=True,
+              help="weights: interpolate the weights (same architecture); outputs: mix the outputs; "
+                   "auto: weights when possible. With --noise/--jpeg auto, nearest uses one model.")
 @click.option("--large", is_flag=True, help="The large (SwinIR-L) model where one exists.")
 @engine_options(padding="symmetric")
 @click.option("--tile-batch", type=click.IntRange(min=1), default=4, show_default=True,
@@ -136,6 +143,8 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
         raise click.UsageError("give INPUT files or folders, or --manifest FILE")
     if not use_ray and (options["workers"] is not None or options["gpus_per_worker"]):
         raise click.UsageError("--workers and --gpus-per-worker need --ray")
+    if use_ray and "auto" in (options["noise"], options["jpeg"]):
+        raise click.UsageError("--noise auto / --jpeg auto choose the model per image in this process; drop --ray")
     if options["threads"] is not None:
         torch.set_num_threads(options["threads"])
     bars = _ProgressBars(quiet=options["quiet"])
@@ -169,14 +178,23 @@ def _run_here(ctx: click.Context, jobs: list[Any], bars: _ProgressBars, options:
 
     pending = [job for job in jobs if job.status == "pending"]
     try:
-        restorer = _make_restorer(options) if pending else None
+        restorer, auto = _make_restorer(options, bars.console.write) if pending else (None, None)
     except KeyboardInterrupt:
         click.echo("interrupted while loading the model; nothing was written", err=True)
         ctx.exit(130)
     bars.start_files(pending)
     if restorer is not None:
         restorer.progress = bars.tiles
-    runner = BatchRestorer(restorer, **_writer(options), on_start=bars.on_start, on_result=bars.on_result)
+    choose = None
+    if auto is not None:
+        auto.progress = bars.tiles
+
+        def choose(image: Any, job: Any) -> Any:
+            engine, choice = auto.restorer_for(image.pixels, job.source)
+            bars.console.write(f"{job.relative}: {choice.describe()}")
+            return engine
+
+    runner = BatchRestorer(restorer, **_writer(options), on_result=bars.on_result, restorer_for=choose)
     try:
         return runner.run(jobs)
     except KeyboardInterrupt:
@@ -216,70 +234,79 @@ def _writer(options: dict[str, Any]) -> dict[str, Any]:
 def _engine(options: dict[str, Any]) -> dict[str, Any]:
     """The EngineSettings fields besides the model (how images are restored)."""
     keys = (*ENGINE_KEYS, "tile_batch", "max_memory", "channels_last")
-    return {**{key: options[key] for key in keys}, "compile": options["compile_model"]}
+    engine = {**{key: options[key] for key in keys}, "compile": options["compile_model"]}
+    if options["blend"] is not None:
+        spec, alpha = options["blend"]
+        engine.update(blend=os.path.abspath(spec) if os.path.exists(spec) else spec, blend_alpha=alpha,
+                      blend_mode=options["blend_mode"])
+    return engine
 
 
 class _ProgressBars:
-    """The files, tiles and frames bars of a restore run (tqdm: shown on a terminal only)."""
+    """The files, tiles and frames progress of a restore run (:class:`swinir.core.progress.Console`:
+    bars on a terminal, a plain line every few seconds otherwise, nothing with --quiet)."""
 
     def __init__(self, *, quiet: bool) -> None:
-        from tqdm import tqdm
+        from swinir.core.progress import Console
 
-        self._tqdm = tqdm
-        disable = True if quiet else None  # None: tqdm shows bars only on a terminal
-        self._files = tqdm(total=0, unit="file", desc="files", file=sys.stderr, disable=disable, dynamic_ncols=True)
-        self._tiles = tqdm(total=0, unit="tile", desc="tiles", file=sys.stderr, position=1, leave=False,
-                           disable=disable, dynamic_ncols=True)
-        self._frames = tqdm(total=0, unit="frame", desc="frames", file=sys.stderr, position=2, leave=False,
-                            disable=disable, dynamic_ncols=True)
+        self.console = Console(quiet=quiet)
+        self._files = self.console.callback("files", "file")
+        self.tiles = self.console.callback("tiles", "tile") or _ignore
+        self.frames = self.console.callback("frames", "frame") or _ignore
         self._pending: set[Path] = set()
-
-    @staticmethod
-    def _advance(bar: Any, done: int, total: int) -> None:
-        if bar.total != total or done < bar.n:  # a new image, pass or video
-            bar.reset(total=total)
-        bar.update(done - bar.n)
-
-    def tiles(self, done: int, total: int) -> None:
-        self._advance(self._tiles, done, total)
-
-    def frames(self, done: int, total: int) -> None:
-        self._advance(self._frames, done, total)
+        self._done = 0
 
     def start_files(self, pending: list[Any]) -> None:
         self._pending = {job.source for job in pending}
-        self._files.reset(total=len(pending))
-
-    def on_start(self, job: Any, index: int, count: int) -> None:
-        self._files.set_postfix_str(str(job.relative), refresh=False)
+        self._done = 0
 
     def on_result(self, result: Any) -> None:
         if result.status == "failed":
-            self._tqdm.write(f"error: {result.source}: {result.reason}", file=sys.stderr)
+            self.console.write(f"error: {result.source}: {result.reason}", always=True)
         if result.source in self._pending:
-            self._files.update(1)
+            self._done += 1
+            if self._files is not None:
+                self._files(self._done, len(self._pending))
 
     def close(self) -> None:
-        for bar in (self._frames, self._tiles, self._files):
-            bar.close()
+        self.console.close()
 
 
-def _make_restorer(options: dict[str, Any]) -> Any:
-    """The Restorer for this run (the model chosen for the request, or the one named by --model)."""
+def _ignore(done: int, total: int) -> None:
+    """Progress nobody shows (--quiet)."""
+
+
+def _make_restorer(options: dict[str, Any], say: Callable[[str], None]) -> tuple[Any, Any]:
+    """``(Restorer, None)`` for this run (the model chosen for the request, or the one named by
+    --model, blended with --blend), or ``(None, AutoLevel)`` for --noise/--jpeg auto."""
+    from swinir.cli.levels import auto_level
+    from swinir.core.device import select_device
     from swinir.inference.batch import EngineSettings
     from swinir.models.selection import choose_model
 
     model_spec, task, scale = options["model_spec"], options["task"], options["scale"]
     noise, jpeg = options["noise"], options["jpeg"]
+    auto = "noise" if noise == "auto" else "jpeg" if jpeg == "auto" else None
+    if auto is not None and model_spec is None and options["blend"] is None:
+        def load(spec: str) -> Any:
+            say(f"loading model {spec}")
+            return EngineSettings(model=spec, check=False, **_engine(options)).load(select_device(options["device"]))
+
+        settings = EngineSettings(model="", check=False, **_engine(options))
+        return None, auto_level(auto, task, options["blend_mode"], load, settings.wrap)
+    if auto is not None:
+        say(f"note: --{auto} auto only chooses among level-specific models; --model/--blend fix the model here")
+        noise, jpeg = (None if noise == "auto" else noise), (None if jpeg == "auto" else jpeg)
+    if options["blend_mode"] == "nearest":
+        raise click.UsageError("--blend-mode nearest only applies to --noise auto / --jpeg auto")
     chosen = model_spec is None
     if model_spec is None:
-        if noise == "auto" or jpeg == "auto":
-            raise UserError("--noise auto / --jpeg auto are not available in this version; give a number")
         choice = choose_model(task, scale, None if noise is None else float(noise),
                               None if jpeg is None else int(jpeg), large=options["large"])
         if choice.notice:
-            click.echo(choice.notice, err=True)
+            say(choice.notice)
         model_spec = choice.spec
+    say(f"loading model {model_spec}" + (f" and {options['blend'][0]}" if options["blend"] else ""))
     # a model chosen for the request fits it; a named one may contradict it (checked by EngineSettings)
     return EngineSettings(model=model_spec, task=task, scale=scale, noise=noise, jpeg=jpeg, check=not chosen,
-                          **_engine(options)).build()
+                          **_engine(options)).build(), None

@@ -140,6 +140,18 @@ class Console:
 
         return call
 
+    def write(self, line: str, *, always: bool = False) -> None:
+        """A message line (above any bars); dropped when quiet unless ``always``."""
+        if self.quiet and not always:
+            return
+        if self._bars:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=self.stream)
+        else:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
     def close(self) -> None:
         for pbar in self._bars.values():
             pbar.close()

@@ -271,3 +271,47 @@ def _estimate_plane(plane: np.ndarray, patch: int, max_patches: int, max_iterati
 def noise_sigma(image: np.ndarray) -> float:
     """Estimated Gaussian noise σ of an image, on the 0..255 scale."""
     return estimate_noise(image).sigma
+
+
+# --------------------------------------------------------------------------------------------
+# A file's report (``swinir info IMAGE``)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageReport:
+    """What :func:`analyse_file` finds: size, format, JPEG quality (JPEG only) and noise σ."""
+
+    path: str
+    width: int
+    height: int
+    channels: int
+    bit_depth: int
+    format: str
+    jpeg: Optional[JpegQuality]
+    noise: NoiseEstimate
+
+    def lines(self) -> list[str]:
+        out = [f"image:       {self.path}",
+               f"size:        {self.width}x{self.height}, {self.channels} channel(s), {self.bit_depth}-bit {self.format}"]
+        if self.jpeg is not None:
+            out.append(f"JPEG quality: {self.jpeg}")
+        out.append(f"noise sigma: {self.noise.sigma:.1f}")
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "width": self.width, "height": self.height, "channels": self.channels,
+                "bit_depth": self.bit_depth, "format": self.format,
+                "jpeg_quality": None if self.jpeg is None else self.jpeg.quality,
+                "jpeg_exact": None if self.jpeg is None else self.jpeg.exact,
+                "jpeg_fit_error": None if self.jpeg is None else self.jpeg.error,
+                "noise_sigma": round(self.noise.sigma, 2)}
+
+
+def analyse_file(path: Union[str, PathLike]) -> ImageReport:
+    """Read an image file and estimate its JPEG quality (JPEG files) and Gaussian noise σ."""
+    from swinir.image.read import read_image
+
+    image = read_image(path)
+    channels = 1 if image.pixels.ndim == 2 else image.pixels.shape[2]
+    quality = jpeg_quality(path) if image.source_format == "JPEG" else None
+    return ImageReport(str(path), image.width, image.height, channels + (image.alpha is not None),
+                       image.bit_depth, image.source_format, quality, estimate_noise(image.pixels))

@@ -50,6 +50,7 @@ from swinir.core.files import atomic_write_bytes, remove_orphaned_temporaries
 from swinir.core.types import PathLike
 from swinir.image import Image, list_images, read_image, write_image
 from swinir.image.imresize import imresize
+from swinir.inference.blend import blend
 from swinir.inference.restorer import Restorer, is_out_of_memory
 from swinir.models import selection
 from swinir.models.descriptor import describe
@@ -90,7 +91,8 @@ class EngineSettings:
     ``model`` is a zoo name or checkpoint path (resolved where ``build`` runs).  ``task``,
     ``scale``, ``noise`` and ``jpeg`` are what the caller asked for: with ``check`` (a model named
     by the caller rather than chosen for the request) a model that contradicts them is refused.
-    The other fields are the Restorer's.
+    ``blend``/``blend_alpha``/``blend_mode``: a second model mixed in
+    (:func:`swinir.inference.blend.blend`).  The other fields are the Restorer's.
     """
 
     model: str
@@ -109,6 +111,9 @@ class EngineSettings:
     padding: str = "symmetric"
     compile: bool = False
     channels_last: bool = False
+    blend: Optional[str] = None
+    blend_alpha: float = 0.0
+    blend_mode: str = "auto"
 
     def load(self, device: Any = "cpu") -> Any:
         """The model alone, on ``device`` (e.g. to check the model and the request before a run).
@@ -120,6 +125,9 @@ class EngineSettings:
         if self.check:
             selection.check_request(describe(model), task=self.task, scale=self.scale, noise=self.noise, jpeg=self.jpeg,
                           name=str(self.model))
+        if self.blend is not None:
+            model = blend(model, selection.open_model(self.blend, device, self.precision), self.blend_alpha,
+                          self.blend_mode)
         return model
 
     def build(self) -> Restorer:
@@ -128,8 +136,11 @@ class EngineSettings:
         Raises:
             SwinIRError: the model cannot be loaded, or (``check``) contradicts the request.
         """
-        torch_device = select_device(self.device)
-        return Restorer(self.load(torch_device), device=torch_device, precision=self.precision, tile=self.tile,
+        return self.wrap(self.load(select_device(self.device)))
+
+    def wrap(self, model: Any) -> Restorer:
+        """A Restorer with these settings around an already loaded ``model``."""
+        return Restorer(model, device=select_device(self.device), precision=self.precision, tile=self.tile,
                         tile_overlap=self.tile_overlap, tile_batch=self.tile_batch, max_memory=self.max_memory,
                         ensemble=self.ensemble, padding=self.padding, compile=self.compile,
                         channels_last=self.channels_last)
@@ -523,6 +534,9 @@ class BatchRestorer:
         quality: JPEG/WebP quality.
         on_start: ``callback(job, index, count)`` before each pending job.
         on_result: ``callback(result)`` after each job (also skipped and refused ones).
+        restorer_for: ``callback(image, job) -> restorer`` choosing the engine per image (e.g.
+            :class:`~swinir.inference.levels.AutoLevel` by estimated noise/JPEG level); used
+            instead of ``restorer`` when given.
     """
 
     def __init__(
@@ -535,6 +549,7 @@ class BatchRestorer:
         quality: int = 95,
         on_start: Optional[Callable[[Job, int, int], None]] = None,
         on_result: Optional[Callable[[FileResult], None]] = None,
+        restorer_for: Optional[Callable[[Image, Job], Restorer]] = None,
     ) -> None:
         if outscale is not None and not outscale > 0:
             raise ArgumentError("outscale", outscale, "must be positive")
@@ -549,19 +564,22 @@ class BatchRestorer:
         self.quality = quality
         self.on_start = on_start
         self.on_result = on_result
+        self.restorer_for = restorer_for
         self.summary = BatchSummary()
 
     def process(self, job: Job) -> FileResult:
         """Restore one pending job; errors become a ``failed`` result (KeyboardInterrupt
         propagates)."""
         start = time.perf_counter()
-        if self.restorer is None or job.output is None:
+        if (self.restorer is None and self.restorer_for is None) or job.output is None:
             raise SwinIRError("BatchRestorer needs a restorer and planned outputs to restore files")
         if job.handler is not None:
             return job.handler.process(job, self.restorer)
         try:
             image = read_image(job.source)
-            pixels, alpha = restore_image(self.restorer, image, outscale=self.outscale,
+            restorer = self.restorer_for(image, job) if self.restorer_for is not None else self.restorer
+            assert restorer is not None
+            pixels, alpha = restore_image(restorer, image, outscale=self.outscale,
                                           alpha_mode=self.alpha_mode)
             if alpha is not None and self.format in ("jpg", "jpeg"):
                 pixels, alpha = _flatten_alpha(pixels, alpha), None
