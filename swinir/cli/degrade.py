@@ -138,13 +138,15 @@ def degradation_sheet(
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG contact sheet of the first images: clean crop and samples side by side.")
 @click.option("--recursive", is_flag=True, help="Include sub-folders (the tree is mirrored).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def degrade(input_dir: Path, out_dir: Path, model: Optional[str], scale: Optional[int], seed: int, count: int,
-            config_file: Optional[Path], sheet: Optional[Path], recursive: bool) -> None:
+            config_file: Optional[Path], sheet: Optional[Path], recursive: bool, quiet: bool) -> None:
     """Degrade the images of INPUT_DIR like real-world SR training inputs.
 
     Writes COUNT low-resolution PNGs per image to OUT_DIR (H/scale x W/scale), made with the
     BSRGAN or Real-ESRGAN degradation model; see docs/realsr.md.
     """
+    from swinir.core.progress import Console, Tracker
     from swinir.degradations.realistic import DegradationConfig, build_degradation
     from swinir.image import list_images, read_image, write_image
 
@@ -163,6 +165,8 @@ def degrade(input_dir: Path, out_dir: Path, model: Optional[str], scale: Optiona
     written = 0
     sheet_images: list[tuple[str, np.ndarray]] = []
     sheet_indices: list[int] = []
+    console = Console(quiet=quiet)
+    tracker = Tracker(len(items), console.callback("degrade", "img"))
     for i, (path, rel) in enumerate(items):
         try:
             hr = _rgb_uint8(read_image(path).pixels)
@@ -182,7 +186,9 @@ def degrade(input_dir: Path, out_dir: Path, model: Optional[str], scale: Optiona
         except Exception as exc:
             failed += 1
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            click.echo(f"error: {path}: {first}", err=True)
+            console.write(f"error: {path}: {first}", always=True)
+        tracker.advance()
+    console.close()
     if sheet is not None and sheet_images:
         # same seeds as the files: the sheet shows crops of the written images
         grid = degradation_sheet(sheet_images, {config.model: degrader}, count=min(count, 6), seed=seed,

@@ -141,6 +141,7 @@ def _warn_failure(failure: Any) -> None:
 @click.option("--datasets-root", type=click.Path(file_okay=False), default=None,
               help="Folder holding Set5, Set14, BSD100/B100, Urban100, Manga109, Set12, BSD68, CBSD68, "
                    "Kodak24, McMaster, classic5, LIVE1 (for --paper).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def evaluate(**options: Any) -> None:
     """Measure a model (or a baseline) with the SwinIR paper's protocol.
 
@@ -174,10 +175,12 @@ class EvalRequest:
     y_rounding: str
     paper_task: Optional[str]
     datasets_root: Optional[str]
+    quiet: bool = False
 
 
 def _run_eval(request: EvalRequest, engine: dict[str, Any]) -> int:
     # Imported here, not at the top: `swinir eval --help` then starts without loading torch.
+    from swinir.core.progress import Console
     from swinir.eval.evaluate import evaluate_dataset
     from swinir.eval.methods import open_method
 
@@ -191,12 +194,14 @@ def _run_eval(request: EvalRequest, engine: dict[str, Any]) -> int:
         y_rounding=request.y_rounding == "matlab", sample_image=datasets[0], **engine,
     )
     results = []
+    console = Console(quiet=request.quiet)
     for dataset in datasets:
         target = None
         if request.save_dir is not None:
             target = Path(request.save_dir) if len(datasets) == 1 else Path(request.save_dir) / Path(dataset).resolve().name
-        result = evaluate_dataset(method, dataset, protocol, lq_dir=request.lq_dir, save_dir=target, progress=True,
-                                  on_failure=_warn_failure)
+        progress = console.callback(Path(dataset).name or str(dataset), "img")
+        result = evaluate_dataset(method, dataset, protocol, lq_dir=request.lq_dir, save_dir=target,
+                                  progress=progress if progress is not None else False, on_failure=_warn_failure)
         results.append(result)
         for line in _result_lines(result):
             click.echo(line)

@@ -34,9 +34,10 @@ def _parse_sizes(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--check-size", "check_sizes", multiple=True, callback=_parse_sizes, metavar="HxW",
               help="Input size to verify (repeatable; NxHxW for a batch). Default: four sizes incl. odd ones.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the verification.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
 def export(ctx: click.Context, model_spec: str, output: Path, opset: Optional[int], fp16: bool, verify: bool,
-           check_sizes: list[tuple[int, int, int]], threads: Optional[int]) -> None:
+           check_sizes: list[tuple[int, int, int]], threads: Optional[int], quiet: bool) -> None:
     """Export MODEL (zoo name or checkpoint file) to ONNX.
 
     The graph accepts inputs of any batch, height and width (the padding to the window multiple
@@ -48,6 +49,7 @@ def export(ctx: click.Context, model_spec: str, output: Path, opset: Optional[in
     import torch
 
     from swinir.core.errors import SwinIRError
+    from swinir.core.progress import Console
     from swinir.models.checkpoint import load_model
     from swinir.models.onnx_export import DEFAULT_OPSET, export_onnx
 
@@ -57,9 +59,13 @@ def export(ctx: click.Context, model_spec: str, output: Path, opset: Optional[in
         raise SwinIRError(f"the output file should end in .onnx, got {output}")
     if model_spec.lower().endswith(".onnx"):
         raise SwinIRError(f"{model_spec} is already an ONNX file; export takes a PyTorch checkpoint or zoo name")
+    console = Console(quiet=quiet)
+    console.write(f"loading model {model_spec}")
     model = load_model(model_spec)
     report = export_onnx(model, output, opset=opset or DEFAULT_OPSET, fp16=fp16, verify=verify,
-                         check_sizes=check_sizes or None, strict=False)
+                         check_sizes=check_sizes or None, strict=False,
+                         progress=console.callback("export + verify", "step"))
+    console.close()
     click.echo(report.format())
     if not report.ok:
         click.echo(f"error: {output} differs from the PyTorch model by up to {report.max_rel:.3g} (relative)",

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.files import atomic_path
+from swinir.core.progress import ProgressCallback, Tracker
 from swinir.core.types import PathLike
 from swinir.models.descriptor import describe
 from swinir.models.network import SwinIR, WindowAttention
@@ -213,6 +214,7 @@ def export_onnx(
     check_sizes: Optional[Sequence[tuple[int, int, int]]] = None,
     seed: int = 0,
     strict: bool = True,
+    progress: Optional[ProgressCallback] = None,
 ) -> ExportReport:
     """Export ``model`` to ``path`` (written atomically) and, with ``verify``, compare it with
     PyTorch on ``check_sizes`` (``(N, H, W)``; default :func:`default_check_sizes`).
@@ -225,6 +227,7 @@ def export_onnx(
         SwinIRError: the model cannot be exported (``ape``), an unsupported opset, onnx missing,
             or (``strict``) the verification failed (the file is kept; the message gives the
             differences).  Without ``strict`` a failed verification is only in the report.
+    ``progress(done, total)`` counts the export and each verified size.
     """
     model = _check_exportable(model)
     if not MIN_OPSET <= opset <= _max_opset():
@@ -247,9 +250,12 @@ def export_onnx(
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
     report = ExportReport(path, opset, precision, work.scale, work.pad_multiple)
+    sizes = list(check_sizes or default_check_sizes(model)) if verify else []
+    tracker = Tracker(1 + len(sizes), progress)
+    tracker.advance()
     if verify:
-        report.checks = verify_onnx(model, path, check_sizes or default_check_sizes(model), seed=seed,
-                                    tolerance=TOLERANCE[precision])
+        report.checks = verify_onnx(model, path, sizes, seed=seed, tolerance=TOLERANCE[precision],
+                                    progress=lambda done, _: tracker.update(1 + done))
         if strict and not report.ok:
             raise SwinIRError(f"{path} was written but differs from the PyTorch model: "
                               + "; ".join(c.format() for c in report.checks if not c.ok))
@@ -296,6 +302,7 @@ def verify_onnx(
     *,
     seed: int = 0,
     tolerance: Optional[float] = None,
+    progress: Optional[ProgressCallback] = None,
 ) -> list[SizeCheck]:
     """Run the ONNX file (onnxruntime, CPU) and ``model`` (PyTorch, fp32) on random inputs of each
     ``(N, H, W)`` in ``sizes``; returns the differences.
@@ -307,6 +314,7 @@ def verify_onnx(
     generator = torch.Generator().manual_seed(seed)
     reference_model = copy.deepcopy(model).cpu().float().eval()
     checks = []
+    tracker = Tracker(len(sizes), progress)
     for n, h, w in sizes:
         x = torch.rand(n, runtime.in_chans, h, w, generator=generator)
         with torch.inference_mode():
@@ -319,4 +327,5 @@ def verify_onnx(
         peak = float(expected.abs().max())
         checks.append(SizeCheck((n, runtime.in_chans, h, w), diff, diff / max(peak, 1e-12), tolerance))
         log.info("%s", checks[-1].format())
+        tracker.advance()
     return checks
