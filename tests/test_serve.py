@@ -241,6 +241,32 @@ def test_uploaded_onnx_model(served: tuple[WebApp, str], model_file: Path, tmp_p
     assert job["state"] == "done" and job["output"]["width"] == 20
 
 
+def test_blend_slider_and_automatic_level(served: tuple[WebApp, str]) -> None:
+    """The page's blend (model + alpha) and "automatic" level reach the restore."""
+    app, url = served
+    config = json.loads(request(url + "/api/config")[2])
+    assert {t["id"]: t["auto"] for t in config["tasks"]}["color_dn"] is True
+    dn = "zoo:bundled_colorDN_noise25"
+    assert dn in {m["id"] for m in config["models"]}
+    rng = np.random.default_rng(3)
+    data = png_bytes(np.clip(120 + rng.normal(0, 20, (32, 40, 3)), 0, 255).astype(np.uint8))
+    query = f"name=a.png&task=color_dn&level=25&model={dn}&blend={dn}&blend_alpha=0.3"
+    status, _, body = request(url + "/api/jobs?" + query, "POST", data)
+    assert status == 202, body
+    job = wait_done(app, json.loads(body)["id"])
+    assert job["state"] == "done", job["message"]
+    assert "blended with" in job["model"] and "alpha 0.30" in job["model"]
+    status, _, body = request(url + "/api/jobs?name=a.png&task=color_dn&level=auto", "POST", data)
+    job = wait_done(app, json.loads(body)["id"])
+    assert job["state"] == "done", job["message"]
+    assert job["model"].startswith("automatic: estimated noise sigma")
+    for bad in (f"blend={dn}&blend_alpha=2", "blend=nope", f"blend={dn}&blend_mode=both"):
+        status, _, body = request(url + f"/api/jobs?name=a.png&task=color_dn&level=25&{bad}", "POST", data)
+        assert status == 400 and b"blend" in body
+    status, _, body = request(url + "/api/jobs?name=a.png&task=classical_sr&level=auto", "POST", data)
+    assert status == 400 and b"automatic level" in body
+
+
 def test_close_removes_the_temporary_folder(model_file: Path, tmp_path: Path) -> None:
     app = WebApp(model=str(model_file), device="cpu", workdir_parent=tmp_path)
     app.submit("a.png", png_bytes(np.zeros((8, 8), np.uint8)), {"model": "cli"})

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -131,6 +132,17 @@ class Job:
     finished: Optional[float] = None
     output_info: Optional[dict[str, Any]] = None
     cancel: bool = False
+    blend_spec: Optional[str] = None  # blend the model with this one ...
+    blend_label: Optional[str] = None
+    blend_alpha: float = 0.0  # ... by this much (0 = the model, 1 = the blended one)
+    blend_mode: str = "auto"  # auto | weights | outputs
+    auto_level: Optional[str] = None  # "noise" / "jpeg": estimated per image (model chosen then)
+
+    @property
+    def model_label(self) -> str:
+        if self.blend_spec is None:
+            return self.model.label
+        return f"{self.model.label} blended with {self.blend_label} (alpha {self.blend_alpha:.2f})"
 
 
 def _image_info(image: Any) -> dict[str, Any]:
@@ -205,7 +217,8 @@ class WebApp:
         if model is None:
             model = open_model(spec, self.device)
             with self._lock:
-                self._models.clear()
+                while len(self._models) >= 2:  # a blend needs two at once
+                    self._models.popitem(last=False)
                 self._models[spec] = model
         return model
 
@@ -245,7 +258,8 @@ class WebApp:
             kind = level_kind(task) or "scale"
             values = sorted({getattr(e, kind) for e in zoo.list_models(task) if getattr(e, kind) is not None})
             default = _DEFAULT_LEVEL[kind] if _DEFAULT_LEVEL[kind] in values else values[0]
-            tasks.append({"id": task, "label": label, "level": kind, "values": values, "default": default})
+            tasks.append({"id": task, "label": label, "level": kind, "values": values, "default": default,
+                          "auto": kind in ("noise", "jpeg")})
         options = self.model_options()
         return {"tasks": tasks, "models": [o.public() for o in options],
                 "default_model": self.cli_model.id if self.cli_model else "auto",
@@ -318,12 +332,18 @@ class WebApp:
         if self._closed:
             raise RequestError("the app is stopping", HTTPStatus.SERVICE_UNAVAILABLE)
         name = safe_name(filename)
-        option, spec = self._resolve_model(params)
+        auto_level = None
+        if params.get("level", "").strip().lower() == "auto" and params.get("model", "auto") in ("", "auto"):
+            auto_level = self._auto_kind(params.get("task", ""))
+            option, spec = ModelOption("auto", f"automatic {auto_level} level", "auto", params["task"]), ""
+        else:
+            option, spec = self._resolve_model(params)
         check_image_size(name, data, option.scale, max_pixels=self.max_pixels, max_memory=self.max_memory)
         try:
             image = decode_image(data, path=name)
         except SwinIRError as exc:
             raise RequestError(str(exc)) from None
+        blend_spec, blend_label, blend_alpha, blend_mode = self._resolve_blend(params)
         try:
             tile = resolve_tile(params.get("tile", "auto"))
         except ArgumentError as exc:
@@ -343,12 +363,42 @@ class WebApp:
         suffix = (f"x{option.scale}" if option.scale > 1 else f"dn{option.noise}" if option.noise
                   else f"jpeg{option.jpeg}" if option.jpeg else "restored")
         job = Job(job_id, name, input_path, preview, folder / "result.png", option, spec, tile,
-                  params.get("ensemble", "0") in ("1", "true", "on"), _image_info(image), f"{stem}_{suffix}.png")
+                  params.get("ensemble", "0") in ("1", "true", "on"), _image_info(image), f"{stem}_{suffix}.png",
+                  blend_spec=blend_spec, blend_label=blend_label, blend_alpha=blend_alpha, blend_mode=blend_mode,
+                  auto_level=auto_level)
         with self._lock:
             self._jobs[job_id] = job
             self._trim()
         self._queue.put(job)
         return job
+
+    @staticmethod
+    def _auto_kind(task: str) -> str:
+        kind = level_kind(task) if task in TASK_LABELS else None
+        if kind not in ("noise", "jpeg"):
+            raise RequestError(f"an automatic level needs a denoising or JPEG task, not {task!r}")
+        return kind
+
+    def _resolve_blend(self, params: dict[str, str]) -> tuple[Optional[str], Optional[str], float, str]:
+        """(spec, label, alpha, mode) of the model to blend with, or Nones without ``blend``."""
+        from swinir.inference.blend import BLEND_MODES
+
+        wanted = params.get("blend", "")
+        mode = params.get("blend_mode", "auto")
+        if mode not in BLEND_MODES:
+            raise RequestError(f"blend_mode must be one of {', '.join(BLEND_MODES)}, got {mode!r}")
+        if not wanted:
+            return None, None, 0.0, mode
+        try:
+            alpha = float(params.get("blend_alpha", "0.5"))
+        except ValueError:
+            raise RequestError(f"blend_alpha must be a number, got {params.get('blend_alpha')!r}") from None
+        if not 0.0 <= alpha <= 1.0:
+            raise RequestError(f"blend_alpha must be between 0 and 1, got {alpha}")
+        for option in self.model_options():
+            if option.id == wanted and option.spec is not None:
+                return option.spec, option.label, alpha, mode
+        raise RequestError(f"unknown model to blend with {wanted!r}; reload the page")
 
     def _trim(self) -> None:
         """Forget the oldest finished jobs beyond ``keep_jobs`` (and delete their files)."""
@@ -390,7 +440,7 @@ class WebApp:
             "id": job.id, "name": job.name, "state": job.state, "message": job.message,
             "done": job.done, "total": job.total,
             "position": waiting.index(job.id) + 1 if job.id in waiting else 0,
-            "elapsed": round(elapsed, 2), "model": job.model.label, "tile": job.tile, "ensemble": job.ensemble,
+            "elapsed": round(elapsed, 2), "model": job.model_label, "tile": job.tile, "ensemble": job.ensemble,
             "input": job.input_info, "output": job.output_info, "input_url": f"{base}/input.png",
             "result_url": f"{base}/result.png" if job.state == "done" else None,
             "download_url": f"{base}/download" if job.state == "done" else None,
@@ -417,21 +467,22 @@ class WebApp:
                 job.finished = time.time()
 
     def _restore(self, job: Job) -> None:
-        model = self._open(job.model_spec)
-
         def progress(done: int, total: int) -> None:
             if job.cancel or self._stopping.is_set():
                 raise _Cancelled()
             job.done, job.total = done, total
             job.message = f"restoring: tile {done} of {total}" if total > 1 else "restoring"
 
-        tile = job.tile
-        window = describe(model).size_multiple
-        if isinstance(tile, int) and tile > 0:
-            tile = max(window, round(tile / window) * window)
-        restorer = Restorer(model, tile=tile, tile_overlap=32, ensemble=job.ensemble, device=self.device,
+        def make_restorer(model: Any) -> Any:
+            tile = job.tile
+            window = describe(model).size_multiple
+            if isinstance(tile, int) and tile > 0:
+                tile = max(window, round(tile / window) * window)
+            return Restorer(model, tile=tile, tile_overlap=32, ensemble=job.ensemble, device=self.device,
                             progress=progress)
+
         image = read_image(job.input_path)
+        restorer = self._engine(job, image, make_restorer)
         job.message = "restoring"
         pixels, alpha = restore_image(restorer, image)
         if job.cancel or self._stopping.is_set():
@@ -441,6 +492,24 @@ class WebApp:
         job.output_info = {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
                            "bit_depth": 16 if pixels.dtype.itemsize == 2 else 8, "alpha": alpha is not None}
         job.state, job.message = "done", "done"
+
+    def _engine(self, job: Job, image: Any, make_restorer: Callable[[Any], Any]) -> Any:
+        """The restorer of a job: its model, blended if asked, or chosen by estimated level."""
+        if job.auto_level is not None:
+            from swinir.inference.levels import AutoLevel, available_levels
+
+            job.message = "estimating the level"
+            auto = AutoLevel(job.auto_level, available_levels(job.model.task or ""), load=self._open,
+                             make_restorer=make_restorer)
+            restorer, choice = auto.restorer_for(image.pixels, job.input_path)
+            job.model.label = f"automatic: {choice.describe()}"
+            return restorer
+        model = self._open(job.model_spec)
+        if job.blend_spec is not None:
+            from swinir.inference.blend import blend
+
+            model = blend(model, self._open(job.blend_spec), job.blend_alpha, job.blend_mode)
+        return make_restorer(model)
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no job is queued or running (for tests); False on timeout."""

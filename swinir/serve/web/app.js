@@ -36,12 +36,13 @@ function currentTask() { return state.config.tasks.find((t) => t.id === $("task"
 function fillLevels() {
   const task = currentTask();
   const level = $("level");
-  const previous = level.dataset.task === task.id ? Number(level.value) : task.default;
+  const previous = level.dataset.task === task.id ? level.value : task.default;
   level.innerHTML = "";
   level.disabled = false;
   level.dataset.task = task.id;
+  if (task.auto) level.add(new Option("Automatic (estimated from each image)", "auto", false, previous === "auto"));
   for (const value of task.values) {
-    level.add(new Option(levelText(task.level, value), value, false, value === previous));
+    level.add(new Option(levelText(task.level, value), value, false, String(value) === String(previous)));
   }
   $("level-label").textContent = { scale: "Scale", noise: "Noise level of the input", jpeg: "JPEG quality of the input" }[task.level];
 }
@@ -54,6 +55,7 @@ function modelMatches(model, task) {
   if (model.source === "auto") return true;
   if (fixedModel(model)) return !model.task || model.task === task.id;
   if (model.task !== task.id) return false;
+  if ($("level").value === "auto") return false;  // the level (and model) is chosen per image
   const value = Number($("level").value);
   return (task.level === "scale" && model.scale === value) || (task.level === "noise" && model.noise === value)
     || (task.level === "jpeg" && model.jpeg === value);
@@ -70,6 +72,26 @@ function fillModels(select) {
     box.add(new Option(model.label + where, model.id, false, model.id === previous));
   }
   updateLevel();
+  fillBlend();
+}
+
+function fillBlend() {
+  // Any other model of the same task and scale can be blended with the chosen one.
+  const task = currentTask();
+  const chosen = selectedModel();
+  const box = $("blend");
+  const previous = box.value;
+  box.innerHTML = "";
+  box.add(new Option("No blending", ""));
+  const auto = $("level").value === "auto";
+  for (const model of state.config.models) {
+    if (model.source === "auto" || auto || (chosen && model.id === chosen.id)) continue;
+    if (model.task && model.task !== task.id) continue;
+    if (chosen && chosen.source !== "auto" && model.scale !== chosen.scale) continue;
+    box.add(new Option(model.label, model.id, false, model.id === previous));
+  }
+  box.disabled = box.options.length === 1;
+  $("blend-row").hidden = !box.value;
 }
 
 function updateLevel() {
@@ -139,6 +161,10 @@ async function start() {
     task: $("task").value, level: $("level").value, model: $("model").value,
     tile: $("tile").value, ensemble: $("ensemble").checked ? "1" : "0",
   });
+  if ($("blend").value) {
+    params.set("blend", $("blend").value);
+    params.set("blend_alpha", (Number($("blend-alpha").value) / 100).toFixed(2));
+  }
   const errors = [];
   for (const file of files) {
     params.set("name", file.name);
@@ -331,7 +357,11 @@ function init() {
   $("model-file").addEventListener("change", (event) => { if (event.target.files[0]) uploadModel(event.target.files[0]); event.target.value = ""; });
   $("task").addEventListener("change", () => { fillLevels(); fillModels(); });
   $("level").addEventListener("change", () => fillModels());
-  $("model").addEventListener("change", updateLevel);
+  $("model").addEventListener("change", () => { updateLevel(); fillBlend(); });
+  $("blend").addEventListener("change", () => { $("blend-row").hidden = !$("blend").value; });
+  $("blend-alpha").addEventListener("input", () => {
+    $("blend-value").textContent = (Number($("blend-alpha").value) / 100).toFixed(2);
+  });
   $("start").addEventListener("click", start);
   initViewer();
   loadConfig().then(async () => {
