@@ -15,7 +15,9 @@ import time
 
 import torch
 
-from swinir.eval.protocol import Method, ModelMethod, Protocol, evaluate_dataset
+from swinir.eval.evaluate import evaluate_dataset
+from swinir.eval.methods import Method, ModelMethod
+from swinir.eval.protocol import Protocol
 from swinir.inference.blend import blend
 from swinir.inference.levels import AutoLevel
 from swinir.models.checkpoint import load_model

@@ -11,29 +11,18 @@ runs like any model.  ``alpha`` = 0 is model A exactly and 1 is model B exactly.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
 
 from torch import Tensor, nn
 
 from swinir.core.errors import ArgumentError
 from swinir.models.blend import BlendError, blend_weights, check_alpha, weights_incompatibility
+from swinir.models.descriptor import attach, describe
 
 __all__ = ["BLEND_MODES", "OutputBlend", "blend"]
 
 BLEND_MODES = ("auto", "weights", "outputs")
-
-
-def _scale(model: Any) -> int:
-    return int(getattr(model, "scale", getattr(model, "upscale", 1)) or 1)
-
-
-def _in_chans(model: Any) -> int:
-    return int((getattr(model, "config", None) or {}).get("in_chans", getattr(model, "in_chans", 3)))
-
-
-def _window(model: Any) -> int:
-    return int(getattr(model, "pad_multiple", getattr(model, "window_size", 8)))
 
 
 class OutputBlend(nn.Module):
@@ -42,19 +31,21 @@ class OutputBlend(nn.Module):
     def __init__(self, model_a: nn.Module, model_b: nn.Module, alpha: float) -> None:
         super().__init__()
         self.alpha = check_alpha(alpha)
-        if _scale(model_a) != _scale(model_b):
-            raise BlendError(f"cannot blend outputs: scales differ (x{_scale(model_a)} vs x{_scale(model_b)})")
-        if _in_chans(model_a) != _in_chans(model_b):
-            raise BlendError(
-                f"cannot blend outputs: channels differ ({_in_chans(model_a)} vs {_in_chans(model_b)})"
-            )
+        da, db = describe(model_a), describe(model_b)
+        if da.scale != db.scale:
+            raise BlendError(f"cannot blend outputs: scales differ (x{da.scale} vs x{db.scale})")
+        if da.in_chans != db.in_chans:
+            raise BlendError(f"cannot blend outputs: channels differ ({da.in_chans} vs {db.in_chans})")
         self.model_a, self.model_b = model_a, model_b
-        self.scale = _scale(model_a)
-        self.window_size = self.pad_multiple = math.lcm(_window(model_a), _window(model_b))
+        self.scale = da.scale
+        self.window_size = self.pad_multiple = math.lcm(da.size_multiple, db.size_multiple)
         # Memory estimates follow the larger network (the two run one after the other).
-        self.config = dict(max((getattr(m, "config", None) or {} for m in (model_a, model_b)),
-                               key=lambda c: c.get("embed_dim", 0)))
-        self.config["in_chans"] = _in_chans(model_a)
+        larger = max((da, db), key=lambda d: int(d.arguments.get("embed_dim", 0)))
+        self.config = {**larger.arguments, "in_chans": da.in_chans}
+        attach(self, dataclasses.replace(
+            da, size_multiple=self.pad_multiple, window_size=larger.window_size, noise=None, jpeg=None,
+            arguments=larger.arguments, precisions=tuple(p for p in da.precisions if p in db.precisions),
+            name=f"{da.name} + {db.name} (outputs {self.alpha:g})"))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.alpha == 0.0:

@@ -10,6 +10,7 @@ cannot be interpolated this way (see :mod:`swinir.inference.blend` for output bl
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.models.descriptor import attach, describe
 
 __all__ = ["BlendError", "check_alpha", "weights_incompatibility", "blend_state_dicts", "blend_weights"]
 
@@ -102,4 +104,7 @@ def blend_weights(model_a: torch.nn.Module, model_b: torch.nn.Module, alpha: flo
     with torch.inference_mode(False), torch.no_grad():
         blended = copy.deepcopy(model_a)
         blended.load_state_dict(blend_state_dicts(model_a.state_dict(), model_b.state_dict(), alpha))
+    if 0.0 < alpha < 1.0:  # no longer the level of either model
+        a, b = describe(model_a), describe(model_b)
+        attach(blended, dataclasses.replace(a, noise=None, jpeg=None, name=f"{a.name} + {b.name} (weights {alpha:g})"))
     return blended.eval()
