@@ -11,8 +11,8 @@ from PIL import Image
 
 from swinir.image.analysis import estimate_noise, ijg_tables, jpeg_quality, noise_sigma, quality_from_tables
 
-# Published in docs/estimators.md (max abs error over Set12 / McMaster at σ = 5..50 is below this).
-SIGMA_TOLERANCE = 2.0
+# docs/estimators.md publishes a max abs error of 2.9 (Set12 / McMaster, σ = 5..50): the bound tested.
+SIGMA_TOLERANCE = 3.0
 
 
 def _photo() -> np.ndarray:
@@ -62,7 +62,7 @@ def test_noise_sigma_within_published_error(sigma: int) -> None:
     noisy = np.clip(np.round(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
     assert abs(noise_sigma(noisy) - sigma) < SIGMA_TOLERANCE
     gray = noisy[:, :, 1]
-    assert abs(noise_sigma(gray) - sigma) < SIGMA_TOLERANCE + 0.5  # one channel: fewer patches
+    assert abs(noise_sigma(gray) - sigma) < SIGMA_TOLERANCE
 
 
 def test_noise_sigma_scales_and_small_inputs() -> None:
