@@ -170,10 +170,13 @@ class Restorer:
             return int(self.tile)
         budget = self.max_memory or available_memory(self.device) // 2
         ph, pw = padded_size(height, self.window, self.padding), padded_size(width, self.window, self.padding)
-        if estimate_memory(self.descriptor, ph, pw) <= budget:  # ensemble passes run one after another
+        def estimate(h: int, w: int, batch: int = 1) -> int:
+            return estimate_memory(self.descriptor, h, w, batch, precision=self.precision)
+
+        if estimate(ph, pw) <= budget:  # ensemble passes run one after another
             return 0
         tile = self.window * max(1, min(ph, pw) // self.window)
-        while tile > self.window and estimate_memory(self.descriptor, tile, tile, self.tile_batch) > budget:
+        while tile > self.window and estimate(tile, tile, self.tile_batch) > budget:
             tile -= self.window
         return tile
 

@@ -133,15 +133,37 @@ def tile_weight(y: int, x: int, size: tuple[int, int], starts: tuple[list[int], 
 # --------------------------------------------------------------------------------------------
 # Memory
 # --------------------------------------------------------------------------------------------
-def estimate_memory(model: ModelDescriptor, height: int, width: int, batch: int = 1, bytes_per_value: int = 4) -> int:
-    """Rough peak bytes of one forward pass of ``model`` on a ``batch x height x width`` input."""
+#: Floats held per input pixel at the peak of one forward pass, fitted to peaks measured by
+#: ``benchmarks/bench_memory.py`` (SwinIR-S/M/L, the bundled models; docs/memory.md):
+#: per embedding channel (residual stream, norms, q/k/v, MLP hidden, window copies) ...
+_PER_CHANNEL = 9.25
+#: ... per attention logit (heads x window², the logits of the windows being computed) ...
+_PER_LOGIT = 1.11
+#: ... and per output feature of the reconstruction head (64 features x scale²).
+_HEAD_FACTOR = {"pixelshuffle": 0.55, "nearest+conv": 0.62}
+#: Activations that autocast keeps in 16 bits shrink the per-pixel part by this factor.
+_PRECISION_FACTOR = {"fp32": 1.0, "bf16": 1.0, "fp16": 1.0}
+_MARGIN = 1.12  # safety margin on the per-pixel part
+_FIXED = 15 << 20  # allocator and library overhead of a pass
+
+
+def estimate_memory(model: ModelDescriptor, height: int, width: int, batch: int = 1, *,
+                    precision: str = "fp32") -> int:
+    """Peak bytes added by one forward pass of ``model`` on a ``batch x height x width`` input.
+
+    Calibrated per architecture and precision on measured peaks: it is meant to be at least the
+    measured peak and at most 1.5x it (tested for SwinIR-S/M/L and the bundled models).  Models
+    without SwinIR arguments (foreign ONNX files) are estimated as SwinIR-M.
+    """
     arguments = model.arguments
     dim = int(arguments.get("embed_dim", 180))
     heads = max(arguments.get("num_heads", [6]))
-    hidden = int(dim * float(arguments.get("mlp_ratio", 2.0)))
+    blocks = sum(arguments.get("depths", [6] * 6))
     ws, scale = model.window_size, model.scale
-    pixels = height * width * batch
-    attention = pixels * heads * ws * ws * 3  # logits, softmax, bias/mask sum
-    tokens = pixels * (dim * 8 + hidden * 2)
-    head = pixels * scale * scale * 64 * 3
-    return int((attention + tokens + head) * bytes_per_value * 1.25) + (64 << 20)
+    upsampler = arguments.get("upsampler", "pixelshuffle" if scale > 1 else "")
+    mlp = float(arguments.get("mlp_ratio", 2.0))
+    per_pixel = (_PER_CHANNEL * dim * (1.0 + mlp) / 3.0 + _PER_LOGIT * heads * ws * ws
+                 + _HEAD_FACTOR.get(upsampler, 0.0) * 64 * scale * scale + 2.0 * model.in_chans * scale * scale)
+    activations = per_pixel * 4 * _PRECISION_FACTOR.get(precision, 1.0) * height * width * batch * _MARGIN
+    bias_cache = blocks * heads * ws**4 * 4  # the gathered relative-position bias of every block
+    return int(activations) + bias_cache + _FIXED

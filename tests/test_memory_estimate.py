@@ -1,0 +1,89 @@
+"""``estimate_memory`` against measured peaks: never below, at most 1.5x (for --tile auto).
+
+One fresh process (``MALLOC_MMAP_THRESHOLD_`` fixed, so the resident peak counts live tensors,
+not heap fragmentation) builds SwinIR-S, -M, -L (official arguments, random weights) and the
+bundled models and measures the extra resident memory of one forward pass per size and
+precision, as ``benchmarks/bench_memory.py`` does for the calibration.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+from swinir.inference.tiling import estimate_memory
+from swinir.models.descriptor import describe
+
+CASES = [  # (spec, sizes, precisions)
+    ("002_lightweightSR_DIV2K_s64w8_SwinIR-S_x2.pth", (32, 128), ("fp32", "bf16")),
+    ("001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth", (32, 96), ("fp32",)),
+    ("005_colorDN_DFWB_s128w8_SwinIR-M_noise25.pth", (96,), ("fp32",)),
+    ("003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN.pth", (32, 96), ("fp32",)),
+    ("bundled_classicalSR_x4", (64, 192), ("fp32", "bf16")),
+    ("bundled_colorDN_noise25", (64, 256), ("fp32", "bf16")),
+]
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import torch
+    import swinir
+    from swinir.inference.restorer import PRECISIONS
+    torch.set_num_threads(1)
+    assets = Path(swinir.__file__).parent / "assets"
+    manifest = json.loads((assets / "official_checkpoints.json").read_text())
+    def status(field):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    out = []
+    for spec, sizes, precisions in json.loads(sys.argv[1]):
+        if spec.startswith("bundled_"):
+            model = swinir.load_model(assets / (spec + ".safetensors"))
+        else:
+            torch.manual_seed(0)
+            model = swinir.SwinIR(**manifest[spec]["arguments"]).eval()
+        for precision in precisions:
+            for size in sizes:
+                x = torch.rand(1, model.config["in_chans"], size, size)
+                Path("/proc/self/clear_refs").write_text("5")
+                before = status("VmRSS")
+                with torch.inference_mode(), torch.autocast("cpu", dtype=PRECISIONS[precision],
+                                                            enabled=precision != "fp32"):
+                    model(x)
+                out.append([spec, size, precision, status("VmHWM") - before])
+        del model
+    print(json.dumps(out))
+""")
+
+
+def _build(spec: str) -> torch.nn.Module:
+    import swinir
+
+    assets = REPO_ROOT / "swinir" / "assets"
+    if spec.startswith("bundled_"):
+        return swinir.load_model(assets / (spec + ".safetensors"))
+    arguments = json.loads((assets / "official_checkpoints.json").read_text())[spec]["arguments"]
+    return swinir.SwinIR(**arguments)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_estimate_bounds_measured_peak() -> None:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(CASES)], capture_output=True, text=True,
+                          env=env, cwd=REPO_ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    descriptors = {spec: describe(_build(spec)) for spec, _, _ in CASES}
+    rows = []
+    for spec, size, precision, peak in measured:
+        predicted = estimate_memory(descriptors[spec], size, size, precision=precision)
+        rows.append((spec, size, precision, peak >> 20, predicted >> 20, round(predicted / peak, 2)))
+    bad = [r for r in rows if not 1.0 <= r[-1] <= 1.5]
+    assert not bad, "estimate / measured outside [1, 1.5]:\n" + "\n".join(map(str, rows))
