@@ -30,7 +30,7 @@ class AutoMethod(Method):
         self.auto, self.name = auto, name
         self.choices: list[str] = []
 
-    def __call__(self, lq, protocol):  # noqa: ANN001, ANN204
+    def __call__(self, lq, protocol):
         choice = self.auto.choice_for(lq)
         self.choices.append(choice.describe())
         return self.auto.restorer(choice)(lq, protocol)

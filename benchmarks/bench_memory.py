@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 
 import swinir
-from swinir.restore import PRECISIONS, estimate_memory
+from swinir.inference.tiling import estimate_memory
+from swinir.models.descriptor import describe
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ASSETS = Path(swinir.__file__).parent / "data"
+ASSETS = Path(swinir.__file__).parent / "assets"
 
 #: (label, model spec, sizes): a manifest file name (random weights, official arguments) or a
 #: bundled file.
@@ -44,7 +45,8 @@ CHILD = textwrap.dedent("""
     spec, size, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     torch.set_num_threads(int(sys.argv[4]))
     import swinir
-    from bench_memory import PRECISIONS, build
+    from bench_memory import build
+    from swinir.inference.restorer import PRECISIONS
     model = build(spec)
     x = torch.rand(1, model.config["in_chans"], size, size)
     def status(field):
@@ -83,10 +85,7 @@ def measure(spec: str, size: int, precision: str = "fp32", threads: int = 1) -> 
 
 
 def _estimate(model: torch.nn.Module, size: int, precision: str) -> int:
-    try:
-        return estimate_memory(model, size, size, precision=precision)
-    except TypeError:  # before the calibration: no precision argument
-        return estimate_memory(model, size, size)
+    return estimate_memory(describe(model), size, size, precision=precision)
 
 
 def main() -> None:

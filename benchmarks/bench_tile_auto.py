@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from swinir import Restorer, imresize, load_model
-from swinir.inference.batch import parse_size
+from swinir.cli.restore import parse_size
 from swinir.inference.tiling import estimate_memory, padded_size
 from swinir.models.descriptor import ModelDescriptor, describe
 
