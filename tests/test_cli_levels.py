@@ -16,13 +16,13 @@ from swinir.cli import main
 from swinir.image import read_image
 from swinir.inference.blend import blend
 from swinir.inference.restorer import Restorer
-from swinir.models import zoo
+from swinir.models import cache
 
 
 @pytest.fixture(autouse=True)
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWINIR_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(zoo, "download", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no downloads")))
+    monkeypatch.setattr(cache, "download", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no downloads")))
     torch.set_num_threads(1)
 
 

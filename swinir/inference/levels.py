@@ -89,14 +89,14 @@ def available_levels(task: str) -> dict[int, str]:
     """``{level: checkpoint path}`` of the level-specific models usable offline for ``task``
     (cached official weights, else bundled ones), for ``color_dn``/``gray_dn`` (σ) and
     ``color_jpeg``/``gray_jpeg`` (quality)."""
-    from swinir.models import zoo
+    from swinir.models import cache, zoo
 
     found: dict[int, tuple[bool, str]] = {}
     for entry in zoo.list_models(task):
         level = entry.noise if entry.noise is not None else entry.jpeg
         if level is None or entry.gan:
             continue
-        path = zoo.cached_path(entry)
+        path = cache.cached_path(entry)
         if path is None:
             continue
         official = not entry.bundled

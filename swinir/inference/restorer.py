@@ -27,6 +27,7 @@ from torch import Tensor
 
 from swinir.core.device import DeviceLike, available_memory, select_device
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.core.progress import ProgressCallback
 from swinir.image.color import rgb2ycbcr, ycbcr2rgb
 from swinir.image.imresize import imresize
 from swinir.inference.tiling import (
@@ -47,7 +48,6 @@ __all__ = ["PADDING_MODES", "PRECISIONS", "Restorer", "is_out_of_memory", "resol
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-ProgressCallback = Callable[[int, int], None]
 Tile = Union[int, str]
 
 

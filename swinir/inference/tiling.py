@@ -134,36 +134,41 @@ def tile_weight(y: int, x: int, size: tuple[int, int], starts: tuple[list[int], 
 # Memory
 # --------------------------------------------------------------------------------------------
 #: Floats held per input pixel at the peak of one forward pass, fitted to peaks measured by
-#: ``benchmarks/bench_memory.py`` (SwinIR-S/M/L, the bundled models; docs/memory.md):
-#: per embedding channel (residual stream, norms, q/k/v, MLP hidden, window copies) ...
+#: ``benchmarks/bench_memory.py`` and ``tests/test_memory_estimate.py`` (SwinIR-S/M/L and the
+#: bundled models, docs/memory.md): per embedding channel (residual stream, norms, q/k/v, MLP
+#: hidden, window copies) ...
 _PER_CHANNEL = 9.25
 #: ... per attention logit (heads x window², the logits of the windows being computed) ...
 _PER_LOGIT = 1.11
-#: ... and per output feature of the reconstruction head (64 features x scale²).
+#: ... and per feature of the reconstruction head at output resolution (64 features x scale²).
 _HEAD_FACTOR = {"pixelshuffle": 0.55, "nearest+conv": 0.62}
-#: Activations that autocast keeps in 16 bits shrink the per-pixel part by this factor.
-_PRECISION_FACTOR = {"fp32": 1.0, "bf16": 1.0, "fp16": 1.0}
+#: Activations that autocast keeps in 16 bits shrink the per-pixel part (bf16 measured on CPU;
+#: fp16, slow on CPU and meant for GPUs, is taken to behave like bf16).
+_PRECISION_FACTOR = {"fp32": 1.0, "bf16": 0.9, "fp16": 0.9}
 _MARGIN = 1.12  # safety margin on the per-pixel part
-_FIXED = 15 << 20  # allocator and library overhead of a pass
+_FIXED = 1 << 20
 
 
 def estimate_memory(model: ModelDescriptor, height: int, width: int, batch: int = 1, *,
                     precision: str = "fp32") -> int:
     """Peak bytes added by one forward pass of ``model`` on a ``batch x height x width`` input.
 
-    Calibrated per architecture and precision on measured peaks: it is meant to be at least the
-    measured peak and at most 1.5x it (tested for SwinIR-S/M/L and the bundled models).  Models
-    without SwinIR arguments (foreign ONNX files) are estimated as SwinIR-M.
+    Calibrated per architecture and precision on peaks measured on the CPU after a warm-up pass
+    (the one-time library initialisation of a process, about 13 MB, is not included): at least
+    the measured peak and at most 1.5x it (tested for SwinIR-S/M/L and the bundled models).
+    Models without SwinIR arguments (foreign ONNX files) are estimated as SwinIR-M.
     """
     arguments = model.arguments
     dim = int(arguments.get("embed_dim", 180))
     heads = max(arguments.get("num_heads", [6]))
     blocks = sum(arguments.get("depths", [6] * 6))
+    mlp = float(arguments.get("mlp_ratio", 2.0))
     ws, scale = model.window_size, model.scale
     upsampler = arguments.get("upsampler", "pixelshuffle" if scale > 1 else "")
-    mlp = float(arguments.get("mlp_ratio", 2.0))
     per_pixel = (_PER_CHANNEL * dim * (1.0 + mlp) / 3.0 + _PER_LOGIT * heads * ws * ws
-                 + _HEAD_FACTOR.get(upsampler, 0.0) * 64 * scale * scale + 2.0 * model.in_chans * scale * scale)
+                 + _HEAD_FACTOR.get(upsampler, 0.0) * 64 * scale * scale)
     activations = per_pixel * 4 * _PRECISION_FACTOR.get(precision, 1.0) * height * width * batch * _MARGIN
     bias_cache = blocks * heads * ws**4 * 4  # the gathered relative-position bias of every block
-    return int(activations) + bias_cache + _FIXED
+    # autocast keeps 16-bit copies of the transformer weights (attention 4C², MLP 2·mlp·C² per block)
+    weight_copies = 0 if precision == "fp32" else int(blocks * (4 + 2 * mlp) * dim * dim * 2)
+    return int(activations) + bias_cache + weight_copies + _FIXED
