@@ -238,9 +238,8 @@ def _estimate_plane(plane: np.ndarray, patch: int, max_patches: int, max_iterati
     img = plane[:, :, None]
     texture = _texture_strength(img, patch)
     step = max(1, math.ceil(math.sqrt(texture.size / max_patches)))
-    rows, cols = np.meshgrid(np.arange(0, texture.shape[0], step), np.arange(0, texture.shape[1], step),
-                             indexing="ij")
-    rows, cols = rows.ravel(), cols.ravel()
+    grid = np.meshgrid(np.arange(0, texture.shape[0], step), np.arange(0, texture.shape[1], step), indexing="ij")
+    rows, cols = grid[0].ravel(), grid[1].ravel()
     strength = texture[rows, cols]
     patches = _patch_matrix(img, rows, cols, patch)
     means = patches.mean(axis=1)
