@@ -75,3 +75,10 @@ def test_restore_uses_the_estimated_level() -> None:
     from swinir.inference.restorer import Restorer
 
     assert np.array_equal(out, Restorer(models[10]).restore(img))
+
+
+def test_for_task_uses_the_models_available_offline() -> None:
+    auto = AutoLevel.for_task("color_dn")
+    assert auto.kind == "noise" and 25 in auto.models  # the bundled sigma-25 denoiser at least
+    with pytest.raises(ArgumentError, match="task="):
+        AutoLevel.for_task("classical_sr")

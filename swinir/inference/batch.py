@@ -574,6 +574,9 @@ class BatchRestorer:
         if (self.restorer is None and self.restorer_for is None) or job.output is None:
             raise SwinIRError("BatchRestorer needs a restorer and planned outputs to restore files")
         if job.handler is not None:
+            if self.restorer is None:  # a per-image choice (automatic level) has no frame-by-frame form
+                return FileResult(job.source, job.output, "failed",
+                                  "the level is estimated per image, not for videos; give the level as a number")
             return job.handler.process(job, self.restorer)
         try:
             image = read_image(job.source)

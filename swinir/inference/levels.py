@@ -138,6 +138,18 @@ class AutoLevel:
         self._cache = max(1, cache)
         self.progress: Optional[Callable[[int, int], None]] = None
 
+    @classmethod
+    def for_task(cls, task: str, **options: Any) -> AutoLevel:
+        """The level-specific models of ``task`` available offline (:func:`available_levels`),
+        e.g. ``AutoLevel.for_task("color_dn").restore(pixels)``."""
+        from swinir.core.tasks import level_kind, normalise_task
+
+        task = normalise_task(task)
+        kind = level_kind(task)
+        if kind is None:
+            raise ArgumentError("task", task, "has no degradation level (use a denoising or JPEG task)")
+        return cls(kind, available_levels(task), **options)
+
     def choose(self, estimate: float) -> LevelChoice:
         levels = list(self.models)
         if self.strategy == "nearest" or estimate <= levels[0] or estimate >= levels[-1] or estimate in levels:
