@@ -130,7 +130,7 @@ def test_restore_progress_lines_when_not_a_terminal(tmp_path: Path, capsys: pyte
     code, _, err = run("restore", tmp_path / "in", "-o", tmp_path / "out", "--model", model, "--tile", "16",
                        "--tile-overlap", "4", capsys=capsys)
     assert code == 0, err
-    images = [int(m) for m in re.findall(r"^images: (\d+)/3 img", err, re.M)]
+    images = [int(m) for m in re.findall(r"^files: (\d+)/3 file", err, re.M)]
     assert images == [1, 2, 3] and "ETA" in err
     assert re.search(r"^tiles: \d+/\d+ tile", err, re.M)
     code, _, err = run("restore", tmp_path / "in", "-o", tmp_path / "out2", "--model", model, "--quiet",
