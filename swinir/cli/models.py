@@ -41,8 +41,8 @@ def info(source: str, as_json: bool) -> None:
     if is_image_path(source) or _is_image_file(source):
         from swinir.image.analysis import analyse_file
 
-        report = analyse_file(source)
-        click.echo(json.dumps(report.as_dict(), indent=1) if as_json else "\n".join(report.lines()))
+        image_report = analyse_file(source)
+        click.echo(json.dumps(image_report.as_dict(), indent=1) if as_json else "\n".join(image_report.lines()))
         return
 
     model = load_model(source)

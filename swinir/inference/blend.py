@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -28,7 +29,7 @@ BLEND_MODES = ("auto", "weights", "outputs")
 class OutputBlend(nn.Module):
     """``(1 - alpha)·A(x) + alpha·B(x)`` for two models of equal scale and channel count."""
 
-    def __init__(self, model_a: nn.Module, model_b: nn.Module, alpha: float) -> None:
+    def __init__(self, model_a: Any, model_b: Any, alpha: float) -> None:
         super().__init__()
         self.alpha = check_alpha(alpha)
         da, db = describe(model_a), describe(model_b)
@@ -56,7 +57,7 @@ class OutputBlend(nn.Module):
         return out_a * (1.0 - self.alpha) + self.model_b(x) * self.alpha
 
 
-def blend(model_a: nn.Module, model_b: nn.Module, alpha: float, mode: str = "auto") -> nn.Module:
+def blend(model_a: Any, model_b: Any, alpha: float, mode: str = "auto") -> nn.Module:
     """One model that restores like the blend of A and B (see module docs for ``mode``)."""
     if mode not in BLEND_MODES:
         raise ArgumentError("mode", mode, f"must be one of {', '.join(BLEND_MODES)}")
