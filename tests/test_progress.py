@@ -55,6 +55,17 @@ def test_console_quiet_and_bar() -> None:
     assert "tiles" in stream.getvalue()
 
 
+def test_messages_and_status_lines() -> None:
+    plain, terminal = io.StringIO(), io.StringIO()
+    Console(plain, bar=False).status("loading model x")
+    Console(terminal, bar=True).status("loading model x")
+    assert plain.getvalue() == "" and "loading model x" in terminal.getvalue()
+    quiet = io.StringIO()
+    Console(quiet, quiet=True).write("dropped")
+    Console(quiet, quiet=True).write("error: kept", always=True)
+    assert quiet.getvalue() == "error: kept\n"
+
+
 def test_combine_and_format() -> None:
     a, b = Recorder(), Recorder()
     both = combine(a, None, b)

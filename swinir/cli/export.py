@@ -60,7 +60,7 @@ def export(ctx: click.Context, model_spec: str, output: Path, opset: Optional[in
     if model_spec.lower().endswith(".onnx"):
         raise SwinIRError(f"{model_spec} is already an ONNX file; export takes a PyTorch checkpoint or zoo name")
     console = Console(quiet=quiet)
-    console.write(f"loading model {model_spec}")
+    console.status(f"loading model {model_spec}")
     model = load_model(model_spec)
     report = export_onnx(model, output, opset=opset or DEFAULT_OPSET, fp16=fp16, verify=verify,
                          check_sizes=check_sizes or None, strict=False,

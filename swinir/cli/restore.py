@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -178,7 +177,7 @@ def _run_here(ctx: click.Context, jobs: list[Any], bars: _ProgressBars, options:
 
     pending = [job for job in jobs if job.status == "pending"]
     try:
-        restorer, auto = _make_restorer(options, bars.console.write) if pending else (None, None)
+        restorer, auto = _make_restorer(options, bars.console) if pending else (None, None)
     except KeyboardInterrupt:
         click.echo("interrupted while loading the model; nothing was written", err=True)
         ctx.exit(130)
@@ -276,7 +275,7 @@ def _ignore(done: int, total: int) -> None:
     """Progress nobody shows (--quiet)."""
 
 
-def _make_restorer(options: dict[str, Any], say: Callable[[str], None]) -> tuple[Any, Any]:
+def _make_restorer(options: dict[str, Any], console: Any) -> tuple[Any, Any]:
     """``(Restorer, None)`` for this run (the model chosen for the request, or the one named by
     --model, blended with --blend), or ``(None, AutoLevel)`` for --noise/--jpeg auto."""
     from swinir.cli.levels import auto_level
@@ -289,13 +288,14 @@ def _make_restorer(options: dict[str, Any], say: Callable[[str], None]) -> tuple
     auto = "noise" if noise == "auto" else "jpeg" if jpeg == "auto" else None
     if auto is not None and model_spec is None and options["blend"] is None:
         def load(spec: str) -> Any:
-            say(f"loading model {spec}")
+            console.status(f"loading model {spec}")
             return EngineSettings(model=spec, check=False, **_engine(options)).load(select_device(options["device"]))
 
         settings = EngineSettings(model="", check=False, **_engine(options))
         return None, auto_level(auto, task, options["blend_mode"], load, settings.wrap)
     if auto is not None:
-        say(f"note: --{auto} auto only chooses among level-specific models; --model/--blend fix the model here")
+        console.write(f"note: --{auto} auto only chooses among level-specific models; --model/--blend fix the "
+                      "model here", always=True)
         noise, jpeg = (None if noise == "auto" else noise), (None if jpeg == "auto" else jpeg)
     if options["blend_mode"] == "nearest":
         raise click.UsageError("--blend-mode nearest only applies to --noise auto / --jpeg auto")
@@ -304,9 +304,9 @@ def _make_restorer(options: dict[str, Any], say: Callable[[str], None]) -> tuple
         choice = choose_model(task, scale, None if noise is None else float(noise),
                               None if jpeg is None else int(jpeg), large=options["large"])
         if choice.notice:
-            say(choice.notice)
+            console.write(choice.notice, always=True)
         model_spec = choice.spec
-    say(f"loading model {model_spec}" + (f" and {options['blend'][0]}" if options["blend"] else ""))
+    console.status(f"loading model {model_spec}" + (f" and {options['blend'][0]}" if options["blend"] else ""))
     # a model chosen for the request fits it; a named one may contradict it (checked by EngineSettings)
     return EngineSettings(model=model_spec, task=task, scale=scale, noise=noise, jpeg=jpeg, check=not chosen,
                           **_engine(options)).build(), None

@@ -152,6 +152,12 @@ class Console:
             self.stream.write(line + "\n")
             self.stream.flush()
 
+    def status(self, line: str) -> None:
+        """A passing status line (``loading model ...``): shown on a terminal only, so redirected
+        output and error messages stay as they are."""
+        if self.bar:
+            self.write(line)
+
     def close(self) -> None:
         for pbar in self._bars.values():
             pbar.close()
