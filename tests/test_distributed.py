@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -271,3 +273,27 @@ def test_bad_options_are_one_line_errors(ray_cluster: Any, tiny_model: Path, tmp
     with pytest.raises(SwinIRError, match="address='127.0.0.1:1' does not answer"):
         driver._check_reachable("127.0.0.1:1")  # ray.init would retry for minutes
     assert not (tmp_path / "out").exists()
+
+
+def test_joining_a_cluster_and_sigterm_unwinds_like_ctrl_c(ray_cluster: Any, tiny_model: Path, tmp_path: Path) -> None:
+    """``--ray-address`` joins the running cluster; SIGTERM mid-run exits 143 with the summary and
+    no temporary file (ray.init's own SIGTERM handler would abort the driver with a stack dump)."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(200):
+        write_image(inputs / f"{index:03d}.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    address = ray_cluster.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "swinir", "restore", str(inputs), "-o", str(out), "--model", str(tiny_model),
+               "--tile", "0", "--ray-address", address, "--workers", "1"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and len(list(out.glob("*.png"))) < 3:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "interrupted: restored" in err and "not processed" in err and "SIGTERM received" not in err
+    assert not _temporaries(out)

@@ -24,11 +24,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Union
 
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.core.files import remove_orphaned_temporaries
 from swinir.distributed import compat
 from swinir.distributed.worker import RestoreWorker, WorkerSettings
 from swinir.inference.batch import BatchSummary, EngineSettings, FileResult, Job, plan_jobs, write_report
@@ -207,19 +209,22 @@ def run_jobs(jobs: list[Job], settings: Optional[WorkerSettings], options: RayOp
         if pending:
             if settings is None:
                 raise SwinIRError("run_jobs needs worker settings when some jobs are pending")
-            for index, row in _stream(jobs, pending, settings, options):
-                job = jobs[index]
-                result = FileResult(job.source, job.output, row["status"], row["reason"],
-                                    megapixels=row["megapixels"], seconds=row["seconds"])
-                first = results[index] is None  # a file is counted once, however often it was tried
-                results[index] = result
-                if first:
-                    finished += 1
-                    failed += result.status == "failed"
-                    if progress is not None:
-                        progress(RayProgress(finished, failed, len(pending), time.perf_counter() - start), result)
+            with contextlib.closing(_stream(jobs, pending, settings, options)) as stream:  # ends Ray's session
+                for index, row in stream:
+                    job = jobs[index]
+                    result = FileResult(job.source, job.output, row["status"], row["reason"],
+                                        megapixels=row["megapixels"], seconds=row["seconds"])
+                    first = results[index] is None  # a file is counted once, however often it was tried
+                    results[index] = result
+                    if first:
+                        finished += 1
+                        failed += result.status == "failed"
+                        if progress is not None:
+                            progress(RayProgress(finished, failed, len(pending), time.perf_counter() - start),
+                                     result)
     except KeyboardInterrupt:
         summary.interrupted = True
+        _remove_leftovers({output.parent for output in (jobs[index].output for index in pending) if output is not None})
         raise
     finally:
         summary.results = [result for result in results if result is not None]
@@ -227,8 +232,23 @@ def run_jobs(jobs: list[Job], settings: Optional[WorkerSettings], options: RayOp
     return summary
 
 
+def _remove_leftovers(folders: set[Path], *, wait: float = 5.0) -> None:
+    """After an interrupted run: remove the temporary files of workers killed mid-write.
+
+    Ray stops the actors of a job asynchronously once its driver leaves, so the folders are swept
+    (writers still running keep their files) until a second in which nothing more was removed,
+    at most ``wait`` seconds.
+    """
+    deadline = time.monotonic() + wait
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.0:
+        if sum(remove_orphaned_temporaries(folder) for folder in folders):
+            quiet_since = time.monotonic()
+        time.sleep(0.1)
+
+
 def _stream(jobs: list[Job], pending: list[int], settings: WorkerSettings,
-            options: RayOptions) -> Iterator[tuple[int, dict[str, Any]]]:
+            options: RayOptions) -> Generator[tuple[int, dict[str, Any]], None, None]:
     """Yield ``(job index, result row)`` as the actors finish files."""
     ray = compat.import_ray()
     version = compat.ray_version(ray.__version__)
