@@ -175,7 +175,8 @@ def worker_settings(jobs: list[Job], model: Optional[str], *, task: Optional[str
     if model is None:
         for argument, value in (("noise", noise), ("jpeg", jpeg)):
             if value == "auto":
-                raise ArgumentError(argument, value, "is not available in this version; give a number")
+                raise ArgumentError(argument, value, "chooses a model per image, which Ray workers do not do "
+                                    "(each loads one model); give a number or run without Ray")
         choice = choose_model(task, scale, None if noise is None else float(noise), None if jpeg is None else int(jpeg),
                               large=large)
         if choice.notice:
