@@ -28,7 +28,9 @@ import torch  # noqa: E402
 
 from swinir.distributed import RayOptions, restore_dataset  # noqa: E402
 from swinir.image import write_image  # noqa: E402
-from swinir.inference.batch import BatchRestorer, EngineSettings, plan_jobs  # noqa: E402
+from swinir.inference.batch import BatchRestorer  # noqa: E402
+from swinir.inference.engine import EngineSettings  # noqa: E402
+from swinir.inference.jobs import plan_jobs  # noqa: E402
 from swinir.models.selection import choose_model  # noqa: E402
 
 

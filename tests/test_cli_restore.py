@@ -27,7 +27,8 @@ from swinir.cli.options import PADDING_CHOICES
 from swinir.cli.restore import parse_size
 from swinir.core.errors import SwinIRError, ZooError
 from swinir.image import read_image, write_image
-from swinir.inference.batch import BatchRestorer, output_path, plan_jobs, restore_image
+from swinir.inference.batch import BatchRestorer, restore_image
+from swinir.inference.jobs import output_path, plan_jobs
 from swinir.inference.restorer import PADDING_MODES, Restorer
 from swinir.models import cache, zoo
 from swinir.models.descriptor import ModelDescriptor, attach

@@ -27,7 +27,7 @@ from swinir import SwinIR, save_model
 from swinir.cli import main
 from swinir.core.errors import SwinIRError
 from swinir.image import read_image, write_image
-from swinir.inference.batch import plan_jobs, read_manifest
+from swinir.inference.jobs import plan_jobs, read_manifest
 
 try:
     import ray

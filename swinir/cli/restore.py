@@ -133,7 +133,8 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
     # Imported here, not at the top: `swinir restore --help` then starts without loading torch.
     import torch
 
-    from swinir.inference.batch import check_output_folder, plan_jobs, write_report
+    from swinir.inference.batch import write_report
+    from swinir.inference.jobs import check_output_folder, plan_jobs
     from swinir.video.common import VideoOptions
     from swinir.video.jobs import VideoJobs
 
@@ -280,7 +281,7 @@ def _make_restorer(options: dict[str, Any], console: Any) -> tuple[Any, Any]:
     --model, blended with --blend), or ``(None, AutoLevel)`` for --noise/--jpeg auto."""
     from swinir.cli.levels import auto_level
     from swinir.core.device import select_device
-    from swinir.inference.batch import EngineSettings
+    from swinir.inference.engine import EngineSettings
     from swinir.models.selection import choose_model
 
     model_spec, task, scale = options["model_spec"], options["task"], options["scale"]

@@ -4,7 +4,7 @@ What runs where (the scaling model):
 
 * **on the driver, serially, once per file**: listing the inputs (or reading a manifest),
   checking whether each output exists, and turning one small result row into a
-  :class:`~swinir.inference.batch.FileResult` (plus a progress callback).  That is file-system metadata and
+  :class:`~swinir.inference.jobs.FileResult` (plus a progress callback).  That is file-system metadata and
   a few hundred bytes per file: no pixels.
 * **on the actors, in parallel, per file**: reading, restoring, writing (atomically).  The model
   is loaded once per actor.
@@ -33,7 +33,9 @@ from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.files import remove_orphaned_temporaries
 from swinir.distributed import compat
 from swinir.distributed.worker import RestoreWorker, WorkerSettings
-from swinir.inference.batch import BatchSummary, EngineSettings, FileResult, Job, plan_jobs, write_report
+from swinir.inference.batch import BatchSummary, write_report
+from swinir.inference.engine import EngineSettings
+from swinir.inference.jobs import FileResult, Job, plan_jobs
 from swinir.models.selection import choose_model
 from swinir.video.common import VideoOptions
 from swinir.video.jobs import VideoJobs
@@ -132,7 +134,7 @@ def restore_dataset(
     :class:`~swinir.inference.batch.BatchSummary`), with the files spread over an actor pool.  ``model``
     is a zoo name or checkpoint path (default: the best available for ``task``/``scale``/
     ``noise``/``jpeg``, as without Ray); ``engine`` takes the other
-    :class:`~swinir.inference.batch.EngineSettings` fields (``tile=0``, ``device="cuda"``...);
+    :class:`~swinir.inference.engine.EngineSettings` fields (``tile=0``, ``device="cuda"``...);
     ``writer`` the :class:`~swinir.inference.batch.BatchRestorer` options (``outscale``, ``alpha_mode``,
     ``quality``); ``video`` the encoding of videos (found among the inputs by content, each
     restored whole by one worker, as :func:`swinir.video.restore_video` does on one machine).

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from swinir.core.files import remove_stale_temporaries
-from swinir.inference.batch import BatchRestorer, EngineSettings, Job
+from swinir.inference.batch import BatchRestorer
+from swinir.inference.engine import EngineSettings
+from swinir.inference.jobs import Job
 
 __all__ = ["RESULT_COLUMNS", "RestoreWorker", "WorkerSettings"]
 
@@ -40,7 +42,7 @@ class WorkerSettings:
     actor reaches its file was written earlier in this run (by an attempt whose actor died after
     the rename), so it is reported as done and not restored again.  ``threads``: PyTorch CPU
     threads per actor (default: the CPUs Ray gave the actor).  ``handlers``: the batch's
-    :class:`~swinir.inference.batch.JobHandler` objects for inputs that are not images (videos),
+    :class:`~swinir.inference.jobs.JobHandler` objects for inputs that are not images (videos),
     which a row names by index.
     """
 

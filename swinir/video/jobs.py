@@ -1,6 +1,6 @@
 """Videos in a ``swinir restore`` batch, beside images.
 
-:class:`VideoJobs` is the batch's :class:`~swinir.inference.batch.JobHandler` for videos: it
+:class:`VideoJobs` is the batch's :class:`~swinir.inference.jobs.JobHandler` for videos: it
 claims files whose content is a video (whatever their name), keeps their relative path and
 container for the output (or the one ``options.format`` asks for), and restores each with
 :func:`~swinir.video.api.restore_video`.  A failure is one line in the batch summary and the
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swinir.core.errors import SwinIRError
-from swinir.inference.batch import FileResult, Job, describe_failure
+from swinir.inference.batch import describe_failure
+from swinir.inference.jobs import FileResult, Job
 from swinir.inference.restorer import Restorer
 from swinir.video.api import restore_video
 from swinir.video.common import VIDEO_FORMATS, VideoError, VideoOptions
