@@ -362,6 +362,11 @@ class WindowAttention(nn.Module):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=drop, scale=self.scale)
         combined = (bias + mask.unsqueeze(1)).to(q.dtype)
         nw = mask.shape[0]
+        if torch.jit.is_tracing():  # one (B, nW, nH, N, hd) call: no size compared in Python
+            bw, heads, n, hd = q.shape
+            q, k, v = (t.reshape(-1, nw, heads, n, hd) for t in (q, k, v))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=combined, dropout_p=drop, scale=self.scale)
+            return out.reshape(bw, heads, n, hd)
         if q.shape[0] == nw:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=combined, dropout_p=drop, scale=self.scale)
         return torch.cat([

@@ -1,0 +1,270 @@
+"""Run a SwinIR network through OpenVINO on the CPU, behind the interface of the PyTorch network.
+
+:class:`OpenVinoModel` wraps our own :class:`~swinir.models.network.SwinIR` (or an exported
+``.onnx`` file): it is callable on ``(N, C, H, W)`` float tensors and carries the model's
+:class:`~swinir.models.descriptor.ModelDescriptor`, so the :class:`~swinir.inference.restorer.Restorer`
+pads, tiles and blends exactly as with PyTorch.
+
+How the graph stays general: the network is traced once in its *traceable* mode (the reflection
+padding, the shifted-window mask and gather indices and the final crop are computed from the
+input's symbolic size, see :mod:`swinir.models.onnx_export`; the fused attention runs as one
+``(B, nW, nH, N, hd)`` attention), so the converted model has dynamic height and width (batch 1: OpenVINO's CPU plugin fails on
+the dynamic-batch attention, so a batch runs image by image).
+A shape seen for the first time runs on the dynamic compiled model; from its second call on it runs
+on a model compiled for that static shape (OpenVINO then folds the size-derived tensors into
+constants, measurably faster), kept in a small per-shape cache — tiles and video frames repeat
+their shape, one-off image sizes do not pay the compile.
+
+Conversion (tracing + ``openvino.convert_model``) costs seconds to tens of seconds, so the
+converted IR is kept in ``cache_dir()/openvino`` keyed by a hash of the weights, the
+configuration and the library versions; later processes read it back in well under a second.
+
+Precision: ``fp32`` compiles with ``INFERENCE_PRECISION_HINT=f32`` — OpenVINO would otherwise
+choose bf16 on CPUs with AMX / AVX512-BF16, which is not exact.  ``bf16`` is offered only when the
+CPU computes bf16 natively (:func:`swinir.core.device.cpu_supports_bf16`).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from swinir.core.device import cpu_supports_bf16
+from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.models.descriptor import describe
+from swinir.models.network import SwinIR
+from swinir.models.onnx_runtime import OnnxModel
+
+__all__ = ["OpenVinoModel", "openvino_available", "openvino_precisions"]
+
+log = logging.getLogger(__name__)
+
+#: static-shape compiled models kept per wrapper (tile shapes, edge tiles, a frame size)
+STATIC_CACHE_SIZE = 6
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def _ov() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise SwinIRError("the OpenVINO backend needs the openvino package: pip install openvino") from None
+    return openvino
+
+
+def openvino_available() -> bool:
+    """True when ``openvino`` imports (the backend can run)."""
+    try:
+        _ov()
+    except SwinIRError:
+        return False
+    return True
+
+
+def openvino_precisions() -> tuple[str, ...]:
+    """Precisions the OpenVINO backend runs here: fp32 always, bf16 where the CPU has it natively."""
+    return ("fp32", "bf16") if cpu_supports_bf16() else ("fp32",)
+
+
+def ov_shape(shape: tuple[int, ...]) -> Any:
+    """An OpenVINO static ``PartialShape``."""
+    return _ov().PartialShape(list(shape))
+
+
+@contextlib.contextmanager
+def _traceable(model: SwinIR):  # noqa: ANN202 - a context manager
+    saved = model.traceable
+    model.traceable = True
+    try:
+        yield model
+    finally:
+        model.traceable = saved
+
+
+def _fingerprint(model: SwinIR) -> str:
+    """Hash of the weights, the configuration and the versions that shape the converted graph."""
+    ov = _ov()
+    digest = hashlib.sha256()
+    digest.update(json.dumps(model.config, sort_keys=True).encode())
+    digest.update(f"torch {torch.__version__} openvino {ov.__version__} v2".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _ir_cache_folder() -> Optional[Path]:
+    from swinir.models.cache import cache_dir
+
+    try:
+        folder = cache_dir() / "openvino"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except OSError as exc:  # read-only home: convert every time
+        log.info("no OpenVINO IR cache (%s); converting in memory", exc)
+        return None
+
+
+def convert_swinir(model: SwinIR, *, use_cache: bool = True) -> Any:
+    """``model`` as an ``openvino.Model`` for one image of any height and width (cached on disk)."""
+    ov = _ov()
+    folder = _ir_cache_folder() if use_cache else None
+    key = _fingerprint(model) if folder is not None else ""
+    xml = folder / f"{key}.xml" if folder is not None else None
+    if xml is not None and xml.exists() and xml.with_suffix(".bin").exists():
+        try:
+            return ov.Core().read_model(str(xml))
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt
+            log.warning("rebuilding the OpenVINO cache entry %s: %s", xml.name, " ".join(str(exc).split()))
+    work = copy.deepcopy(model).cpu().float().eval()
+    cin, m = work.config["in_chans"], work.pad_multiple
+    sample = torch.rand(1, cin, 2 * m, 2 * m + m // 2 + 1, generator=torch.Generator().manual_seed(0))
+    with _traceable(work), torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        traced = torch.jit.trace(work, sample, check_trace=False)
+        converted = ov.convert_model(traced, example_input=sample, input=[ov.PartialShape([1, cin, -1, -1])])
+    if xml is not None:
+        _save_atomically(ov, converted, xml)
+    return converted
+
+
+def _save_atomically(ov: Any, converted: Any, xml: Path) -> None:
+    """Write ``.bin`` then ``.xml`` through :func:`atomic_path` (a reader needs both)."""
+    import shutil
+    import tempfile
+
+    from swinir.core.files import atomic_path
+
+    scratch = Path(tempfile.mkdtemp(prefix=".openvino.", dir=xml.parent))
+    try:
+        with atomic_path(xml) as tmp_xml, atomic_path(xml.with_suffix(".bin")) as tmp_bin:
+            ov.save_model(converted, str(scratch / "model.xml"), compress_to_fp16=False)
+            os.replace(scratch / "model.bin", tmp_bin)
+            os.replace(scratch / "model.xml", tmp_xml)
+    except OSError as exc:
+        log.info("could not cache the OpenVINO model in %s: %s", xml.parent, exc)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class OpenVinoModel:
+    """A SwinIR network (or ``.onnx`` file) run by OpenVINO's CPU plugin; callable like the network.
+
+    Args:
+        source: a :class:`SwinIR` (converted, with the IR cached on disk) or an
+            :class:`~swinir.models.onnx_runtime.OnnxModel` (its fp32 ``.onnx`` file is read by OpenVINO).
+        precision: ``fp32`` (exact) or ``bf16`` (only where the CPU computes bf16 natively).
+        threads: CPU threads (default: ``torch.get_num_threads()``, so ``--threads`` applies).
+        cache: keep the converted IR in ``cache_dir()/openvino``.
+    """
+
+    def __init__(self, source: Union[SwinIR, OnnxModel], *, precision: str = "fp32",
+                 threads: Optional[int] = None, cache: bool = True) -> None:
+        if precision not in openvino_precisions():
+            raise ArgumentError("precision", precision, "is not available with the OpenVINO backend on this CPU; use "
+                                + " or ".join(openvino_precisions()))
+        ov = _ov()
+        if isinstance(source, SwinIR):
+            self.descriptor = describe(source).with_facts(backend="openvino", precisions=openvino_precisions())
+            self._model = convert_swinir(source, use_cache=cache)
+            self.name = self.descriptor.name or "SwinIR"
+        elif isinstance(source, OnnxModel):
+            if source.precision != "fp32":
+                raise ArgumentError("model", source.path.name, "is an fp16 ONNX file; the OpenVINO backend runs fp32 files")
+            self.descriptor = source.swinir_descriptor.with_facts(backend="openvino", precisions=openvino_precisions())
+            self._model = ov.convert_model(str(source.path))
+            self.name = source.path.name
+        else:
+            raise ArgumentError("model", type(source).__name__, "cannot run on OpenVINO (a SwinIR network or an ONNX model can)")
+        self.swinir_descriptor = self.descriptor
+        self.precision = precision
+        self.threads = int(threads or torch.get_num_threads())
+        self._core = ov.Core()
+        self._config = {"INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY",
+                        "INFERENCE_PRECISION_HINT": _HINTS[precision]}
+        self._dynamic: Any = None
+        self._static: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._seen: set[tuple[int, ...]] = set()
+        self._lock = threading.Lock()
+        self.training = False
+
+    # ---- the nn.Module-like surface the engine uses ------------------------------------------
+    @property
+    def scale(self) -> int:
+        return self.descriptor.scale
+
+    @property
+    def pad_multiple(self) -> int:
+        return self.descriptor.size_multiple
+
+    @property
+    def window_size(self) -> int:
+        return self.descriptor.window_size
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**dict(self.descriptor.arguments), "in_chans": self.descriptor.in_chans}
+
+    def to(self, device: Union[str, torch.device, torch.dtype, None] = None, *args: Any, **kwargs: Any) -> OpenVinoModel:
+        """Only the CPU: the OpenVINO backend runs on OpenVINO's CPU plugin."""
+        if device is not None and not isinstance(device, torch.dtype) and torch.device(device).type != "cpu":
+            raise ArgumentError("device", str(device), "is not available with the OpenVINO backend (CPU only)")
+        return self
+
+    def eval(self) -> OpenVinoModel:
+        return self
+
+    def train(self, mode: bool = True) -> OpenVinoModel:
+        if mode:
+            raise SwinIRError("OpenVINO models cannot be trained")
+        return self
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        """An infer request for ``shape``: static-shape compiled once seen before, else dynamic."""
+        if shape in self._static:
+            self._static.move_to_end(shape)
+            return self._static[shape]
+        if shape in self._seen:
+            model = self._model.clone()
+            model.reshape({0: ov_shape(shape)})
+            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            self._static[shape] = request
+            if len(self._static) > STATIC_CACHE_SIZE:
+                self._static.popitem(last=False)
+            return request
+        self._seen.add(shape)
+        if self._dynamic is None:
+            self._dynamic = self._core.compile_model(self._model, "CPU", self._config).create_infer_request()
+        return self._dynamic
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``(N, C, H, W)`` float in [0, 1] → ``(N, C, H·s, W·s)`` float32 on ``x``'s device."""
+        cin = self.descriptor.in_chans
+        if x.ndim != 4 or x.shape[1] != cin:
+            raise ArgumentError("x", tuple(x.shape), f"must be an (N, {cin}, H, W) tensor")
+        array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        outputs = []
+        with self._lock:  # infer requests are not thread-safe; one call at a time
+            for image in np.split(array, len(array)):  # the graph takes one image (batch 1)
+                out = self._request(tuple(image.shape)).infer({0: image})[0]
+                outputs.append(torch.from_numpy(np.array(out, dtype=np.float32, copy=True)))
+        result = torch.cat(outputs)
+        return result if x.device.type == "cpu" else result.to(x.device)
+
+    forward = __call__
+
+    def __repr__(self) -> str:
+        return (f"OpenVinoModel({self.name!r}, scale={self.scale}, window={self.pad_multiple}, "
+                f"precision={self.precision}, threads={self.threads})")
