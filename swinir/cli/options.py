@@ -28,6 +28,8 @@ FLAG_FOR_ARGUMENT: dict[str, str] = {
 }
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
+# The library's models.backends.BACKENDS, spelled here so `--help` does not import torch; a test keeps them equal.
+BACKEND_CHOICES = ("auto", "torch", "openvino", "onnxruntime")
 # The library's PADDING_MODES, spelled here so `--help` does not import torch; a test keeps them equal.
 PADDING_CHOICES = ("symmetric", "reflect", "replicate", "paper")
 TASK_HELP = "classical_sr, lightweight_sr, real_sr, gray_dn, color_dn, gray_jpeg or color_jpeg"
@@ -111,7 +113,7 @@ def model_options(func: F) -> F:
 
 
 #: the keyword names of :func:`engine_options`, for commands that pass them on as a group
-ENGINE_KEYS = ("tile", "tile_overlap", "ensemble", "padding", "device", "precision")
+ENGINE_KEYS = ("tile", "tile_overlap", "ensemble", "padding", "device", "precision", "backend")
 
 
 def task_options(func: F) -> F:
@@ -127,8 +129,15 @@ def task_options(func: F) -> F:
     ])
 
 
+_BACKEND_OPTION = click.option(
+    "--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
+    help="Runtime for the model: auto = the fastest exact one for the device (OpenVINO on CPUs when "
+         "installed, else PyTorch; ONNX Runtime for .onnx files).")
+
+
 def engine_options(*, padding: str) -> Callable[[F], F]:
-    """``--tile``, ``--tile-overlap``, ``--ensemble``, ``--padding``, ``--device``, ``--precision``.
+    """``--tile``, ``--tile-overlap``, ``--ensemble``, ``--padding``, ``--device``, ``--precision``,
+    ``--backend``.
 
     ``padding`` is the command's default padding (``paper`` where the official protocol is reproduced).
     """
@@ -146,8 +155,14 @@ def engine_options(*, padding: str) -> Callable[[F], F]:
                          help="Where to run the model (cuda:N picks a GPU)."),
             click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="fp32", show_default=True,
                          help="Arithmetic precision; fp16/bf16 fall back to fp32 wherever they overflow."),
+            _BACKEND_OPTION,
         ])
     return decorate
+
+
+def backend_option(func: F) -> F:
+    """``--backend``: which runtime executes the model (see :mod:`swinir.models.backends`)."""
+    return _BACKEND_OPTION(func)
 
 
 def threads_option(func: F) -> F:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import click
 
+from swinir.cli.options import backend_option
 from swinir.cli.restore import parse_size
 
 
@@ -36,9 +37,10 @@ def _parse_memory(ctx: click.Context, param: click.Parameter, value: Optional[st
 @click.option("--device", default="auto", show_default=True, metavar="cpu|cuda|mps|auto",
               help="Where models run.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the models.")
+@backend_option
 def serve(host: str, port: int, model_spec: Optional[str], max_upload_mb: float, max_model_mb: float,
           max_megapixels: float, max_memory: Optional[int], read_timeout: float, device: str,
-          threads: Optional[int]) -> None:
+          threads: Optional[int], backend: str) -> None:
     """Run the local web app: upload images, pick a task and model, compare and download results.
 
     Restorations run one at a time. Uploads and results live in a temporary folder that is deleted
@@ -52,7 +54,8 @@ def serve(host: str, port: int, model_spec: Optional[str], max_upload_mb: float,
     if threads is not None:
         torch.set_num_threads(threads)
     app = WebApp(model=model_spec, max_upload_mb=max_upload_mb, max_model_mb=max_model_mb, device=device,
-                 max_megapixels=max_megapixels, read_timeout=read_timeout, max_memory=max_memory)
+                 max_megapixels=max_megapixels, read_timeout=read_timeout, max_memory=max_memory,
+                 backend=backend)
     try:
         server = make_server(app, host, port)
     except BaseException:

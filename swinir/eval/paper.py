@@ -307,6 +307,7 @@ def reproduce(
     tile_overlap: int = 32,
     precision: str = "fp32",
     padding: str = "paper",
+    backend: str = "auto",
     progress: bool = False,
     on_failure: Optional[Callable[[Failure], None]] = None,
     on_model_failure: Optional[Callable[[Failure], None]] = None,
@@ -322,7 +323,7 @@ def reproduce(
             ``color_dn``, ``gray_jpeg``, ``color_jpeg``).
         root: folder holding the test sets (see :func:`find_datasets`).
         ensemble: self-ensemble, compared against the paper's SwinIR+ rows where they exist.
-        y_rounding, device, tile, tile_overlap, precision, padding: the evaluation options.
+        y_rounding, device, tile, tile_overlap, precision, padding, backend: the evaluation options.
         progress: tqdm bars on stderr.
         on_failure: called for each image that cannot be evaluated.
         on_model_failure: called for each model that cannot be loaded (``file`` is its name).
@@ -339,7 +340,7 @@ def reproduce(
     expected = load_paper_results().get("datasets", {})
     report = PaperReport(task, str(root), ensemble, datasets={k: str(v) for k, v in found.items()})
     options = {"tile": tile, "tile_overlap": tile_overlap, "ensemble": ensemble, "precision": precision,
-               "device": device, "padding": padding}
+               "device": device, "padding": padding, "backend": backend}
     for model_name, rows in _rows_by_model(published, found).items():
         try:
             method = _open_model(model_name, options)

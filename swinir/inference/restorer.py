@@ -41,6 +41,7 @@ from swinir.inference.tiling import (
     tile_weight,
     transform,
 )
+from swinir.models.backends import choose_backend, prepare_backend
 from swinir.models.descriptor import ModelDescriptor, describe
 
 __all__ = ["PADDING_MODES", "PRECISIONS", "Restorer", "is_out_of_memory", "resolve_tile"]
@@ -108,6 +109,9 @@ class Restorer:
         channels_last: keep the convolutions' tensors in channels-last memory format.
         oom_retries: how many times an image is redone with half the tile size after running out
             of memory.
+        backend: ``auto`` (the fastest exact backend for the device: OpenVINO for PyTorch models
+            on the CPU when installed, see :mod:`swinir.models.backends`), ``torch``, ``openvino``
+            or ``onnxruntime`` (exported ``.onnx`` files).
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class Restorer:
         compile: bool = False,
         channels_last: bool = False,
         oom_retries: int = 3,
+        backend: str = "auto",
     ) -> None:
         self.descriptor: ModelDescriptor = describe(model)
         if precision not in self.descriptor.precisions:
@@ -142,6 +147,9 @@ class Restorer:
             except (StopIteration, AttributeError):
                 device = "cpu"
         self.device = select_device(device)
+        self.backend = choose_backend(model, backend, self.device, precision, compile=compile,
+                                      channels_last=channels_last)
+        model = prepare_backend(model, self.backend, precision)
         self.model = model.to(self.device).eval() if hasattr(model, "to") else model
         self.window = self.descriptor.size_multiple
         self.scale = self.descriptor.scale
@@ -280,7 +288,7 @@ class Restorer:
     def _run(self, batch: Tensor) -> Tensor:
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        if self.precision == "fp32":
+        if self.precision == "fp32" or self.backend != "torch":  # other runtimes compile in their precision
             return self._net(batch).float()
         dtype = PRECISIONS[self.precision]
         with torch.autocast(device_type=self.device.type, dtype=dtype):

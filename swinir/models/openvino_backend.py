@@ -84,7 +84,7 @@ def ov_shape(shape: tuple[int, ...]) -> Any:
 
 
 @contextlib.contextmanager
-def _traceable(model: SwinIR):  # noqa: ANN202 - a context manager
+def _traceable(model: SwinIR):
     saved = model.traceable
     model.traceable = True
     try:
@@ -126,13 +126,15 @@ def convert_swinir(model: SwinIR, *, use_cache: bool = True) -> Any:
     if xml is not None and xml.exists() and xml.with_suffix(".bin").exists():
         try:
             return ov.Core().read_model(str(xml))
-        except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt
+        except Exception as exc:
             log.warning("rebuilding the OpenVINO cache entry %s: %s", xml.name, " ".join(str(exc).split()))
-    work = copy.deepcopy(model).cpu().float().eval()
-    cin, m = work.config["in_chans"], work.pad_multiple
+    with torch.inference_mode(False):  # a caller's inference mode would make the copy untraceable
+        work = copy.deepcopy(model).cpu().float().eval()
+    cin, m = describe(work).in_chans, work.pad_multiple
     sample = torch.rand(1, cin, 2 * m, 2 * m + m // 2 + 1, generator=torch.Generator().manual_seed(0))
-    with _traceable(work), torch.no_grad(), warnings.catch_warnings():
+    with torch.inference_mode(False), _traceable(work), torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.jit.trace: still what OpenVINO reads
         traced = torch.jit.trace(work, sample, check_trace=False)
         converted = ov.convert_model(traced, example_input=sample, input=[ov.PartialShape([1, cin, -1, -1])])
     if xml is not None:

@@ -52,6 +52,7 @@ from swinir.image import decode_image, read_image, write_image
 from swinir.inference.batch import describe_failure, restore_image
 from swinir.inference.restorer import Restorer, resolve_tile
 from swinir.models import cache, zoo
+from swinir.models.backends import check_backend
 from swinir.models.descriptor import describe
 from swinir.models.selection import choose_model, open_model
 from swinir.serve.guards import RequestError, check_image_size, megabytes, public_message, storage_error
@@ -158,6 +159,7 @@ class WebApp:
         max_upload_mb: largest image upload in MB (10⁶ bytes).
         max_model_mb: largest checkpoint upload in MB.
         device: where models run (``auto``, ``cpu``, ``cuda``...).
+        backend: runtime for the models (``auto``, ``torch``, ``openvino``, ``onnxruntime``).
         keep_jobs: finished jobs kept (with their files); older ones are deleted.
         workdir_parent: where the temporary folder is created (default: the system's).
         max_megapixels: largest image (width x height, millions of pixels) accepted, checked
@@ -174,6 +176,7 @@ class WebApp:
         max_upload_mb: float = 50,
         max_model_mb: float = 1024,
         device: str = "auto",
+        backend: str = "auto",
         keep_jobs: int = 100,
         workdir_parent: Optional[Union[str, Path]] = None,
         max_megapixels: float = 16,
@@ -190,6 +193,7 @@ class WebApp:
         self.max_memory = max_memory
         self.read_timeout = float(read_timeout)
         self.device = select_device(device)
+        self.backend = check_backend(backend)
         self.keep_jobs = max(1, keep_jobs)
         self.workdir = Path(tempfile.mkdtemp(prefix="swinir-serve-", dir=workdir_parent))
         self._lock = threading.Lock()
@@ -479,7 +483,7 @@ class WebApp:
             if isinstance(tile, int) and tile > 0:
                 tile = max(window, round(tile / window) * window)
             return Restorer(model, tile=tile, tile_overlap=32, ensemble=job.ensemble, device=self.device,
-                            progress=progress)
+                            progress=progress, backend=self.backend)
 
         image = read_image(job.input_path)
         restorer = self._engine(job, image, make_restorer)

@@ -1,0 +1,179 @@
+"""Inference backends behind the Restorer: PyTorch, OpenVINO (our network converted, dynamic sizes,
+per-shape compiled cache, IR cache on disk) and ONNX Runtime; ``backend="auto"`` and its errors."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from swinir.core.errors import ArgumentError
+from swinir.inference.restorer import Restorer
+from swinir.models.backends import BACKENDS, choose_backend
+from swinir.models.network import SwinIR
+
+torch.set_num_threads(1)
+EXACT = 1e-5  # relative to the output's peak: the bar of benchmarks/bench_official.py
+
+
+def require_openvino() -> None:
+    """Skip without openvino locally; fail under CI (``make test`` installs it)."""
+    if importlib.util.find_spec("openvino") is None:
+        message = "openvino is not installed (pip install openvino)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SWINIR_HOME", str(tmp_path / "home"))
+
+
+def tiny(upsampler: str = "pixelshuffledirect", in_chans: int = 3, seed: int = 0) -> SwinIR:
+    torch.manual_seed(seed)
+    return SwinIR(upscale=2 if upsampler else 1, in_chans=in_chans, img_size=16, window_size=4, embed_dim=12,
+                  depths=[2, 2], num_heads=[2, 2], mlp_ratio=2.0, upsampler=upsampler).eval()
+
+
+def reference(model: SwinIR, x: torch.Tensor) -> torch.Tensor:
+    return Restorer(model, tile=0, backend="torch").restore_tensor(x)
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("upsampler,in_chans", [("pixelshuffledirect", 3), ("", 1), ("pixelshuffle", 3)])
+def test_openvino_matches_torch_at_any_size(upsampler: str, in_chans: int) -> None:
+    require_openvino()
+    model = tiny(upsampler, in_chans)
+    restorer = Restorer(model, tile=0, backend="openvino")
+    assert restorer.backend == "openvino"
+    generator = torch.Generator().manual_seed(3)
+    for h, w in [(12, 12), (9, 14), (12, 12), (12, 12), (5, 23), (9, 14)]:  # repeats use the static compile
+        x = torch.rand(2, in_chans, h, w, generator=generator)
+        assert close(restorer.restore_tensor(x), reference(model, x)) < EXACT
+    # every padded shape was seen more than once (two images per batch): each got a static compile
+    assert sorted(s[2:] for s in restorer.model._static) == [(8, 24), (12, 12), (12, 16)]
+
+
+def test_auto_picks_openvino_on_cpu_and_torch_elsewhere() -> None:
+    require_openvino()
+    model = tiny()
+    cpu = torch.device("cpu")
+    assert choose_backend(model, "auto", cpu, "fp32") == "openvino"
+    assert choose_backend(model, "auto", cpu, "fp16") == "torch"  # OpenVINO's CPU plugin: no exact fp16
+    assert choose_backend(model, "auto", cpu, "fp32", compile=True) == "torch"
+    assert choose_backend(model, "auto", torch.device("meta"), "fp32") == "torch"
+    assert choose_backend(model.train(), "auto", cpu, "fp32") == "torch"  # weights about to change
+
+
+def test_restore_tensor_with_default_backend_inside_inference_mode() -> None:
+    require_openvino()
+    model = tiny()
+    x = torch.rand(1, 3, 10, 13)
+    tiled = Restorer(model, tile=8, tile_overlap=4, backend="torch").restore_tensor(x)
+    with torch.inference_mode():
+        restorer = Restorer(model, tile=8, tile_overlap=4)
+        got = restorer.restore_tensor(x)
+    assert restorer.backend == "openvino"
+    assert close(got, tiled) < EXACT
+    with torch.no_grad():
+        assert close(Restorer(model, tile=0).restore_tensor(x), reference(model, x)) < EXACT
+
+
+def test_restore_numpy_image_on_openvino() -> None:
+    require_openvino()
+    model = tiny()
+    image = np.random.default_rng(0).integers(0, 256, (11, 17, 3), dtype=np.uint8)
+    a = Restorer(model, tile=0, backend="openvino").restore(image)
+    b = Restorer(model, tile=0, backend="torch").restore(image)
+    assert a.shape == b.shape == (22, 34, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_converted_model_is_cached_on_disk_and_reused(tmp_path) -> None:
+    require_openvino()
+    from swinir.models.openvino_backend import OpenVinoModel
+
+    model = tiny()
+    first = OpenVinoModel(model)
+    folder = tmp_path / "home" / "openvino"
+    entries = sorted(p.name for p in folder.iterdir())
+    assert len(entries) == 2 and {p.rsplit(".", 1)[1] for p in entries} == {"xml", "bin"}
+    second = OpenVinoModel(model)
+    assert sorted(p.name for p in folder.iterdir()) == entries
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(first(x), second(x))
+    with torch.no_grad():  # other weights: another entry, other results
+        model.conv_first.weight.mul_(2)
+    third = OpenVinoModel(model)
+    assert len(list(folder.iterdir())) == 4
+    assert close(third(x), reference(model, x)) < EXACT
+
+
+def test_openvino_runs_an_exported_onnx_file(tmp_path) -> None:
+    require_openvino()
+    pytest.importorskip("onnx")
+    from swinir.models.onnx_export import export_onnx
+    from swinir.models.onnx_runtime import OnnxModel
+
+    model = tiny()
+    export_onnx(model, tmp_path / "m.onnx", verify=False)
+    onnx_model = OnnxModel(tmp_path / "m.onnx")
+    x = torch.rand(1, 3, 9, 14)
+    assert Restorer(onnx_model, tile=0).backend == "onnxruntime"
+    restorer = Restorer(onnx_model, tile=0, backend="openvino")
+    assert restorer.backend == "openvino"
+    assert close(restorer.restore_tensor(x), reference(model, x)) < EXACT
+
+
+def test_backend_errors_name_the_argument() -> None:
+    model = tiny()
+    with pytest.raises(ArgumentError, match=r"^backend='tensorrt' is not a backend"):
+        Restorer(model, backend="tensorrt")
+    with pytest.raises(ArgumentError, match=r"^backend='onnxruntime' runs exported \.onnx files"):
+        Restorer(model, backend="onnxruntime")
+    if importlib.util.find_spec("openvino") is not None:
+        with pytest.raises(ArgumentError, match=r"^backend='openvino' cannot be combined with compile"):
+            Restorer(model, backend="openvino", compile=True)
+        with pytest.raises(ArgumentError, match=r"^backend='openvino' runs .* not fp16"):
+            Restorer(model, backend="openvino", precision="fp16")
+    assert BACKENDS == ("auto", "torch", "openvino", "onnxruntime")
+
+
+@pytest.mark.parametrize("command", ["restore", "eval", "serve"])
+def test_backend_flag_on_commands(command: str) -> None:
+    from swinir.cli import cli
+
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--backend" in result.output and "openvino" in result.output
+
+
+def test_cli_restore_with_each_backend(tmp_path) -> None:
+    require_openvino()
+    from swinir import save_model
+    from swinir.cli import cli
+    from swinir.image import read_image, write_image
+
+    save_model(tiny(), tmp_path / "m.safetensors")
+    image = np.random.default_rng(1).integers(0, 256, (13, 10, 3), dtype=np.uint8)
+    write_image(tmp_path / "in" / "a.png", image)
+    outputs = {}
+    for backend in ("torch", "openvino", "auto"):
+        result = CliRunner().invoke(cli, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / backend), "--model",
+                                          str(tmp_path / "m.safetensors"), "--task", "lightweight_sr", "--scale", "2",
+                                          "--backend", backend])
+        assert result.exit_code == 0, result.output
+        outputs[backend] = read_image(tmp_path / backend / "a.png").pixels.astype(int)
+    assert np.abs(outputs["openvino"] - outputs["torch"]).max() <= 1
+    assert np.array_equal(outputs["openvino"], outputs["auto"])
+    bad = CliRunner().invoke(cli, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "--model",
+                                   str(tmp_path / "m.safetensors"), "--backend", "onnxruntime"])
+    assert bad.exit_code != 0 and "--backend onnxruntime runs exported .onnx files" in bad.output
