@@ -68,6 +68,7 @@ class ModelMethod(Method):
         tile: tile size in LR pixels, 0/None for whole images (the paper), or ``"auto"``.
         tile_overlap, ensemble, precision, device: as :class:`~swinir.inference.restorer.Restorer`.
         padding: window padding; ``"paper"`` reproduces the official test script.
+        backend: runtime (``auto``, ``torch``, ``openvino``, ``onnxruntime``), as the Restorer's.
         progress: ``callback(tiles_done, tiles_total)`` per image.
     """
 
@@ -83,6 +84,7 @@ class ModelMethod(Method):
         device: Any = None,
         padding: str = "paper",
         progress: Optional[Callable[[int, int], None]] = None,
+        backend: str = "auto",
     ) -> None:
         self.model = model
         self.name = name or type(model).__name__
@@ -95,6 +97,7 @@ class ModelMethod(Method):
             device=device,
             padding=padding,
             progress=progress,
+            backend=backend,
         )
         self.in_chans = self.restorer.in_chans
         self.scale = self.restorer.scale
@@ -105,6 +108,7 @@ class ModelMethod(Method):
             "precision": precision,
             "padding": padding,
             "device": str(self.restorer.device),
+            "backend": self.restorer.backend,
         }
 
     def settings(self) -> dict[str, Any]:
