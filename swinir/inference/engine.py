@@ -46,6 +46,7 @@ class EngineSettings:
     blend: Optional[str] = None
     blend_alpha: float = 0.0
     blend_mode: str = "auto"
+    backend: str = "auto"
 
     def load(self, device: Any = "cpu") -> Any:
         """The model alone, on ``device`` (e.g. to check the model and the request before a run).
@@ -75,4 +76,4 @@ class EngineSettings:
         return Restorer(model, device=select_device(self.device), precision=self.precision, tile=self.tile,
                         tile_overlap=self.tile_overlap, tile_batch=self.tile_batch, max_memory=self.max_memory,
                         ensemble=self.ensemble, padding=self.padding, compile=self.compile,
-                        channels_last=self.channels_last)
+                        channels_last=self.channels_last, backend=self.backend)
