@@ -122,6 +122,7 @@ def main() -> None:
             for label in ("swinir restore (cold cache)", "swinir restore (warm cache)"):
                 ours[4] = str(out / label.split("(")[1][:4])
                 runs[label].append(timed(ours, dict(env, SWINIR_HOME=str(home))))
+            print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in runs.items()), flush=True)
         images = len(list(args.inputs.glob("*.png")))
         print(f"{images} images from {args.inputs}, SwinIR-M x4 (random official-format weights), "
               f"{args.threads} threads; medians of {args.repeat} interleaved runs, whole processes")
