@@ -8,7 +8,7 @@ pads, tiles and blends exactly as with PyTorch.
 How the graph stays general: the network is traced once in its *traceable* mode (the reflection
 padding, the shifted-window mask and gather indices and the final crop are computed from the
 input's symbolic size, see :mod:`swinir.models.onnx_export`; the fused attention runs as one
-``(B, nW, nH, N, hd)`` attention), so the converted model has dynamic height and width (batch 1: OpenVINO's CPU plugin fails on
+attention call with the shift mask repeated per image), so the converted model has dynamic height and width (batch 1: OpenVINO's CPU plugin fails on
 the dynamic-batch attention, so a batch runs image by image).
 A shape seen for the first time runs on the dynamic compiled model; from its second call on it runs
 on a model compiled for that static shape (OpenVINO then folds the size-derived tensors into
@@ -98,7 +98,7 @@ def _fingerprint(model: SwinIR) -> str:
     ov = _ov()
     digest = hashlib.sha256()
     digest.update(json.dumps(model.config, sort_keys=True).encode())
-    digest.update(f"torch {torch.__version__} openvino {ov.__version__} v2".encode())
+    digest.update(f"torch {torch.__version__} openvino {ov.__version__} v3".encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
