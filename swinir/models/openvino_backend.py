@@ -8,8 +8,9 @@ pads, tiles and blends exactly as with PyTorch.
 How the graph stays general: the network is traced once in its *traceable* mode (the reflection
 padding, the shifted-window mask and gather indices and the final crop are computed from the
 input's symbolic size, see :mod:`swinir.models.onnx_export`; the fused attention runs as one
-attention call with the shift mask repeated per image), so the converted model has dynamic height and width (batch 1: OpenVINO's CPU plugin fails on
-the dynamic-batch attention, so a batch runs image by image).
+4-D call with the shift mask repeated per image), so the converted model has dynamic height and
+width (batch 1: OpenVINO's CPU plugin failed on a dynamic-batch attention, so a batch runs image
+by image).
 A shape seen for the first time runs on the dynamic compiled model; from its second call on it runs
 on a model compiled for that static shape (OpenVINO then folds the size-derived tensors into
 constants, measurably faster), kept in a small per-shape cache — tiles and video frames repeat
