@@ -5,8 +5,9 @@
 ``benchmarks/bench_official.py`` (``benchmarks/RESULTS.md``):
 
 * a PyTorch network on the **CPU** runs on **OpenVINO** when it is installed and the precision is
-  one OpenVINO runs here (fp32; bf16 only on CPUs with native bf16): its fused graph beat our
-  PyTorch path at every model and size measured, with outputs within 1e-6 of PyTorch.  Not with
+  one OpenVINO runs here (fp32; bf16 only on CPUs with native bf16): its fused graph was faster
+  than our PyTorch path in the final benchmark run (64² rows, by 1.2-1.6x; the table and its
+  caveats are in RESULTS.md), with outputs within 1e-6 of PyTorch.  Not with
   ``compile`` or ``channels_last`` (PyTorch-only options) and not for a model in training mode
   (its weights are about to change; the converted graph would go stale);
 * a PyTorch network on **CUDA / MPS** runs on PyTorch;
