@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from swinir.models.zoo import ZooEntry
 
 
 @click.command()
@@ -16,16 +19,27 @@ def models(task: str | None, as_json: bool) -> None:
 
     rows: list[dict[str, Any]] = []
     for entry in zoo.list_models(task):
-        level = f"x{entry.scale}" if entry.scale > 1 else f"sigma{entry.noise}" if entry.noise else f"q{entry.jpeg}"
-        status = "bundled" if entry.bundled else ("cached" if cache.cached_path(entry) else "download")
-        rows.append({"name": entry.name, "task": entry.task, "level": level, "params": entry.params, "status": status})
+        rows.append({"name": entry.name, "task": entry.task, "level": _level(entry), "params": entry.params,
+                     "status": "bundled" if entry.bundled else ("cached" if cache.cached_path(entry) else "download"),
+                     "result": entry.result})
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
     width = max(len(r["name"]) for r in rows) if rows else 10
-    click.echo(f"{'name':<{width}}  {'task':<15} {'level':<8} {'params':>10}  status")
+    click.echo(f"{'name':<{width}}  {'task':<15} {'level':<13} {'params':>10}  status")
     for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['task']:<15} {r['level']:<8} {r['params'] / 1e6:>9.2f}M  {r['status']}")
+        result = f"  {r['result']}" if r["result"] else ""
+        click.echo(f"{r['name']:<{width}}  {r['task']:<15} {r['level']:<13} {r['params'] / 1e6:>9.2f}M  "
+                   f"{r['status']:<8}{result}".rstrip())
+
+
+def _level(entry: ZooEntry) -> str:
+    """``x4``, ``sigma25``, ``q40``, or a blind model's trained range (``sigma 0-55``)."""
+    if entry.scale > 1:
+        return f"x{entry.scale}"
+    if entry.blind:
+        return entry.levels or "blind"
+    return f"sigma{entry.noise}" if entry.noise is not None else f"q{entry.jpeg}"
 
 
 @click.command()

@@ -61,12 +61,10 @@ def _level(entry: ZooEntry) -> str:
 
 def _bundled_for(task: str, scale: Optional[int], noise: Optional[float], jpeg: Optional[int],
                  gan: bool) -> list[ZooEntry]:
-    """Bundled zoo entries for ``task`` at the requested level, best match first."""
-    found = [entry for entry in zoo.list_models(task) if entry.bundled
-             and (scale is None or entry.scale == scale)
-             and (noise is None or entry.noise == noise)
-             and (jpeg is None or entry.jpeg == jpeg)]
-    return sorted(found, key=lambda entry: (entry.gan != gan, entry.name))
+    """Bundled zoo entries for ``task`` at the requested level, best match first (blind models
+    serve every level and come first, see :func:`swinir.models.zoo.bundled_models`)."""
+    found = zoo.bundled_models(task, scale, noise, jpeg)
+    return sorted(found, key=lambda entry: entry.gan != gan)  # stable: keeps the zoo's order
 
 
 def choose_model(

@@ -47,6 +47,7 @@ __all__ = [
     "list_models",
     "find_model",
     "find_bundled",
+    "bundled_models",
 ]
 
 #: Release that hosts the official checkpoints.
@@ -130,6 +131,17 @@ class ZooEntry:
     """For a release copy of another file (same weights), the name of that official entry."""
     training_patch: int | None = None
     """Training patch size (the ``s<N>`` in official names)."""
+    levels: str | None = None
+    """For a blind model (``noise``/``jpeg`` None on a denoising/JPEG task): the levels it was
+    trained on, e.g. ``"sigma 0-55"``; it is the bundled choice at every level."""
+    result: str | None = None
+    """Measured quality of a bundled model (benchmark, numbers and baseline), one line."""
+
+    @property
+    def blind(self) -> bool:
+        """True for a denoising or JPEG model that serves every level (no per-level weights)."""
+        return (self.task.endswith("_dn") and self.noise is None) or \
+            (self.task.endswith("_jpeg") and self.jpeg is None)
 
     def __post_init__(self) -> None:
         for label, value in (("filename", self.filename), ("bundled_file", self.bundled_file)):
@@ -303,11 +315,13 @@ def _bundled_entries() -> dict[str, ZooEntry]:
             keys=keys,
             bundled=True,
             bundled_file=resource.name,
+            levels=meta.get("levels"),
+            result=meta.get("result"),
         )
     return entries
 
 
-_BUNDLED_FACTS = ("task", "noise", "jpeg", "training_data", "variant", "description")
+_BUNDLED_FACTS = ("task", "noise", "jpeg", "training_data", "variant", "description", "levels", "result")
 
 
 #: Every known checkpoint by name (official files, release aliases, bundled models).
@@ -354,17 +368,26 @@ def list_models(task: str | None = None, *, aliases: bool = False) -> list[ZooEn
             if (task is None or entry.task == task) and (aliases or entry.alias_of is None)]
 
 
+def bundled_models(task: str, scale: int | None = None, noise: int | None = None,
+                   jpeg: int | None = None) -> list[ZooEntry]:
+    """The bundled models for a task that serve a level, the preferred one first.
+
+    A blind model (trained on a range of noise levels or JPEG qualities) serves every level and
+    comes before a model trained at that one level; ``None`` levels match any model.
+    """
+    task = normalise_task(task)
+    found = [entry for entry in MODELS.values() if entry.bundled and entry.task == task
+             and (scale is None or entry.scale == scale)
+             and (noise is None or entry.noise in (noise, None))
+             and (jpeg is None or entry.jpeg in (jpeg, None))]
+    return sorted(found, key=lambda entry: (not entry.blind, entry.name))
+
+
 def find_bundled(task: str, scale: int | None = None, noise: int | None = None,
                  jpeg: int | None = None) -> ZooEntry | None:
-    """The bundled model for a task and level, if one ships with the package."""
-    task = normalise_task(task)
-    for entry in MODELS.values():
-        if not entry.bundled or entry.task != task:
-            continue
-        if (scale is None or entry.scale == scale) and (noise is None or entry.noise == noise) \
-                and (jpeg is None or entry.jpeg == jpeg):
-            return entry
-    return None
+    """The preferred bundled model for a task and level (see :func:`bundled_models`), if any."""
+    found = bundled_models(task, scale, noise, jpeg)
+    return found[0] if found else None
 
 
 def _describe(entry: ZooEntry) -> str:
