@@ -50,11 +50,26 @@ docs-screenshot: $(STAMP) browser
 
 # Reproduce the two bundled models from scratch on the shared training images (hours on 2 CPU
 # cores; resumable: rerun the same command after an interruption).
+# One bundled model: train (resuming a stopped run), measure it and write swinir/assets/<run>.safetensors
+# (tools/bundle_model.py), and keep its learning curve in docs/bundled/.
+# $(1): config name, $(2): run name, $(3): bundle_model.py options.
+define bundle
+	$(PY) -m swinir train configs/bundled/$(1).yaml $(if $(wildcard runs/$(2)/checkpoints),--resume)
+	$(PY) tools/bundle_model.py runs/$(2) $(3)
+	$(PY) tools/plot_log.py runs/$(2)/log.jsonl -o docs/bundled/$(2:bundled_%=%).png
+	cp runs/$(2)/log.jsonl docs/bundled/$(2:bundled_%=%)_log.jsonl
+endef
+
+# In dependency order: the x2 and real-world models start from the shipped x4 file, the blind ones
+# from the sigma-25 file, which the first two steps rewrite.
 train-bundled: $(STAMP)
-	$(PY) -m swinir train configs/bundled/classical_sr_x4.yaml $(if $(wildcard runs/bundled_classicalSR_x4/checkpoints),--resume)
-	$(PY) tools/bundle_model.py runs/bundled_classicalSR_x4 --task classical_sr
-	$(PY) -m swinir train configs/bundled/color_dn_25.yaml $(if $(wildcard runs/bundled_colorDN_noise25/checkpoints),--resume)
-	$(PY) tools/bundle_model.py runs/bundled_colorDN_noise25 --task color_dn --noise 25
+	$(call bundle,classical_sr_x4,bundled_classicalSR_x4,--task classical_sr)
+	$(call bundle,color_dn_25,bundled_colorDN_noise25,--task color_dn --noise 25)
+	$(call bundle,classical_sr_x2,bundled_classicalSR_x2,--task classical_sr)
+	$(call bundle,color_dn_blind,bundled_colorDN_blind,--task color_dn --levels "sigma 0-55")
+	$(call bundle,color_jpeg_blind,bundled_colorCAR_blind,--task color_jpeg --levels "quality 10-90")
+	$(call bundle,real_sr_x4,bundled_realSR_x4,--task real_sr)
+	$(PY) tools/realsr_figure.py -o docs/bundled/realSR_x4_RealSRSet.png
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_inference.py
