@@ -65,7 +65,7 @@ endef
 train-bundled: $(STAMP)
 	$(call bundle,classical_sr_x4,bundled_classicalSR_x4,--task classical_sr)
 	$(call bundle,color_dn_25,bundled_colorDN_noise25,--task color_dn --noise 25)
-	$(call bundle,classical_sr_x2,bundled_classicalSR_x2,--task classical_sr)
+	$(call bundle,classical_sr_x2,bundled_classicalSR_x2,--task classical_sr --weights model)
 	$(call bundle,color_dn_blind,bundled_colorDN_blind,--task color_dn --levels "sigma 0-55")
 	$(call bundle,color_jpeg_blind,bundled_colorCAR_blind,--task color_jpeg --levels "quality 10-90")
 	$(call bundle,real_sr_x4,bundled_realSR_x4,--task real_sr)

@@ -32,7 +32,9 @@ def test_models_lists_every_official_checkpoint(capsys: pytest.CaptureFixture[st
     assert {r["task"] for r in rows} == {"classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn",
                                          "gray_jpeg", "color_jpeg"}
     code, out, _ = run(capsys, "models", "--task", "color_jpeg")
-    assert code == 0 and len(out.strip().splitlines()) == 1 + 4  # header + q10..q40
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 1 + 4 + 1  # header + official q10..q40 + the bundled blind model
+    assert "quality 10-90" in lines[-1] and "bundled" in lines[-1] and "dB" in lines[-1]
 
 
 def test_info_reports_the_detected_architecture(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -4,11 +4,11 @@
     python tools/bundle_model.py runs/bundled_colorDN_noise25 --task color_dn --noise 25
     python tools/bundle_model.py runs/bundled_colorDN_blind --task color_dn --levels "sigma 0-55"
 
-The run's final EMA weights (``model.pth``'s ``params_ema``) are written as safetensors with the
-constructor arguments and the task facts in the metadata, which is all the zoo needs to list and
-select the model (see ``swinir.models.zoo._bundled_entries``).  A model without ``--noise``/``--jpeg`` on a
-denoising or JPEG task is *blind*: the default for every level (``--levels`` says which it was
-trained on).
+The run's final EMA weights (``model.pth``'s ``params_ema``; ``--weights model``: its ``params``) are
+written as safetensors with the constructor arguments and the task facts in the metadata, which is
+all the zoo needs to list and select the model (see ``swinir.models.zoo._bundled_entries``).  A
+model without ``--noise``/``--jpeg`` on a denoising or JPEG task is *blind*: the default for every
+level (``--levels`` says which it was trained on).
 
 Before writing, the model is measured with the paper's protocol (``swinir.eval``) on the shared
 test sets, against the task's baseline, and the one-line result goes into the metadata (shown by
@@ -114,8 +114,14 @@ def main() -> None:
     parser.add_argument("--jpeg", type=int, default=None, help="the one quality of a per-level JPEG model")
     parser.add_argument("--levels", default=None, help='blind models: the trained range, e.g. "sigma 0-55"')
     parser.add_argument("--name", default=None, help="output name (default: the run folder's name)")
+    parser.add_argument("--weights", choices=("ema", "model"), default="ema",
+                        help="the EMA weights (default) or the trained weights themselves: in a run shorter than the "
+                             "EMA's horizon the EMA still holds part of the initial weights (e.g. a new random head)")
     args = parser.parse_args()
-    model = load_model(args.run_dir / "model.pth")  # params_ema preferred
+    if args.weights == "ema":
+        model = load_model(args.run_dir / "model.pth")  # params_ema preferred
+    else:
+        model = load_model(torch.load(args.run_dir / "model.pth", map_location="cpu", weights_only=True)["params"])
     result, numbers = measure(model, args.task, args.noise, args.jpeg)
     name = args.name or args.run_dir.name
     facts = {"task": args.task, "noise": args.noise, "jpeg": args.jpeg, "levels": args.levels,
