@@ -108,7 +108,7 @@ def measure(model: torch.nn.Module, task: str, noise: int | None, jpeg: int | No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, help="a training run, or a bundled .safetensors file to measure again")
     parser.add_argument("--task", required=True)
     parser.add_argument("--noise", type=int, default=None, help="the one sigma of a per-level denoiser")
     parser.add_argument("--jpeg", type=int, default=None, help="the one quality of a per-level JPEG model")
@@ -118,12 +118,14 @@ def main() -> None:
                         help="the EMA weights (default) or the trained weights themselves: in a run shorter than the "
                              "EMA's horizon the EMA still holds part of the initial weights (e.g. a new random head)")
     args = parser.parse_args()
-    if args.weights == "ema":
-        model = load_model(args.run_dir / "model.pth")  # params_ema preferred
+    if args.run_dir.is_file():  # an existing bundled file: measure it again and rewrite its facts
+        model, name = load_model(args.run_dir), args.name or args.run_dir.stem
+    elif args.weights == "ema":
+        model, name = load_model(args.run_dir / "model.pth"), args.name or args.run_dir.name  # params_ema preferred
     else:
-        model = load_model(torch.load(args.run_dir / "model.pth", map_location="cpu", weights_only=True)["params"])
+        state = torch.load(args.run_dir / "model.pth", map_location="cpu", weights_only=True)["params"]
+        model, name = load_model(state), args.name or args.run_dir.name
     result, numbers = measure(model, args.task, args.noise, args.jpeg)
-    name = args.name or args.run_dir.name
     facts = {"task": args.task, "noise": args.noise, "jpeg": args.jpeg, "levels": args.levels,
              "training_data": "BSD400", "variant": "bundled", "result": result,
              "description": f"trained with configs/bundled from {args.run_dir.name}"}
