@@ -368,7 +368,7 @@ def list_models(task: str | None = None, *, aliases: bool = False) -> list[ZooEn
             if (task is None or entry.task == task) and (aliases or entry.alias_of is None)]
 
 
-def bundled_models(task: str, scale: int | None = None, noise: int | None = None,
+def bundled_models(task: str, scale: int | None = None, noise: float | None = None,
                    jpeg: int | None = None) -> list[ZooEntry]:
     """The bundled models for a task that serve a level, the preferred one first.
 
