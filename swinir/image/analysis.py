@@ -30,6 +30,8 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image as PILImage
 
+from swinir.image.read import read_image
+
 __all__ = [
     "JpegQuality",
     "NoiseEstimate",
@@ -307,7 +309,6 @@ class ImageReport:
 
 def analyse_file(path: Union[str, PathLike]) -> ImageReport:
     """Read an image file and estimate its JPEG quality (JPEG files) and Gaussian noise σ."""
-    from swinir.image.read import read_image
 
     image = read_image(path)
     channels = 1 if image.pixels.ndim == 2 else image.pixels.shape[2]

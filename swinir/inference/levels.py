@@ -4,7 +4,6 @@ model trained for the nearest level or a blend of the two neighbouring levels.
 ``AutoLevel(kind, models)`` holds the level-specific models available (``{level: spec}``, e.g.
 the cached official σ 15/25/50 denoisers and the bundled ones, see :func:`available_levels`).
 For an image, :meth:`AutoLevel.choose` turns the estimate into a :class:`LevelChoice`:
-
 * ``strategy="nearest"``: the model of the closest level;
 * ``"weights"`` / ``"outputs"``: between two levels L1 < estimate < L2 the blend with
   ``alpha = (estimate - L1) / (L2 - L1)`` (weights interpolation when the two architectures
@@ -28,8 +27,12 @@ import numpy as np
 from torch import nn
 
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.core.tasks import level_kind, normalise_task
 from swinir.image.analysis import jpeg_quality, noise_sigma
 from swinir.inference.blend import blend
+from swinir.inference.restorer import Restorer
+from swinir.models import cache, zoo
+from swinir.models.checkpoint import load_model
 
 __all__ = ["LEVEL_STRATEGIES", "DEFAULT_STRATEGY", "LevelChoice", "AutoLevel", "available_levels", "estimate_level"]
 
@@ -89,7 +92,6 @@ def available_levels(task: str) -> dict[int, str]:
     """``{level: checkpoint path}`` of the level-specific models usable offline for ``task``
     (cached official weights, else bundled ones), for ``color_dn``/``gray_dn`` (σ) and
     ``color_jpeg``/``gray_jpeg`` (quality)."""
-    from swinir.models import cache, zoo
 
     found: dict[int, tuple[bool, str]] = {}
     for entry in zoo.list_models(task):
@@ -142,7 +144,6 @@ class AutoLevel:
     def for_task(cls, task: str, **options: Any) -> AutoLevel:
         """The level-specific models of ``task`` available offline (:func:`available_levels`),
         e.g. ``AutoLevel.for_task("color_dn").restore(pixels)``."""
-        from swinir.core.tasks import level_kind, normalise_task
 
         task = normalise_task(task)
         kind = level_kind(task)
@@ -207,12 +208,9 @@ class AutoLevel:
 def _default_load(spec: Any) -> nn.Module:
     if isinstance(spec, nn.Module):
         return spec
-    from swinir.models.checkpoint import load_model
 
     return load_model(Path(spec) if isinstance(spec, PathLike) else spec)
 
 
 def _default_restorer(model: nn.Module) -> Any:
-    from swinir.inference.restorer import Restorer
-
     return Restorer(model)

@@ -30,10 +30,8 @@ puts it on the network.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import queue
-import re
 import shutil
 import tempfile
 import threading
@@ -50,12 +48,15 @@ from swinir.core.files import atomic_write_bytes
 from swinir.core.tasks import level_kind
 from swinir.image import decode_image, read_image, write_image
 from swinir.inference.batch import describe_failure, restore_image
+from swinir.inference.blend import BLEND_MODES, blend
+from swinir.inference.levels import AutoLevel, available_levels
 from swinir.inference.restorer import Restorer, resolve_tile
 from swinir.models import cache, zoo
 from swinir.models.backends import check_backend
 from swinir.models.descriptor import describe
 from swinir.models.selection import choose_model, open_model
 from swinir.serve.guards import RequestError, check_image_size, megabytes, public_message, storage_error
+from swinir.serve.jobs import Job, ModelOption, image_info, safe_name
 
 __all__ = ["WebApp", "Job", "ModelOption", "TASK_LABELS", "RequestError", "megabytes", "safe_name"]
 
@@ -76,79 +77,6 @@ MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".onnx")
 
 class _Cancelled(Exception):
     """Raised inside a restoration when its job was cancelled or the app is stopping."""
-
-
-def safe_name(name: str, default: str = "image") -> str:
-    """A display/file name without folders or control characters (at most 120 characters)."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = "".join(ch for ch in base if ch.isprintable() and ch not in '"<>|:*?').strip(" .")
-    return base[:120] or default
-
-
-# --------------------------------------------------------------------------------------------
-# State
-# --------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class ModelOption:
-    """A model the page can choose: ``id`` is what requests name, ``spec`` what :func:`open_model`
-    opens (``None`` for ``auto``)."""
-
-    id: str
-    label: str
-    source: str  # auto | cli | bundled | cached | uploaded
-    task: Optional[str] = None
-    scale: int = 1
-    noise: Optional[int] = None
-    jpeg: Optional[int] = None
-    spec: Optional[str] = None
-
-    def public(self) -> dict[str, Any]:
-        """The JSON the page sees (no file paths)."""
-        data = dataclasses.asdict(self)
-        data.pop("spec")
-        return data
-
-
-@dataclasses.dataclass
-class Job:
-    """One uploaded image and its restoration."""
-
-    id: str
-    name: str
-    input_path: Path
-    preview_path: Path
-    result_path: Path
-    model: ModelOption
-    model_spec: str
-    tile: Union[int, str]
-    ensemble: bool
-    input_info: dict[str, Any]
-    download_name: str
-    state: str = "queued"  # queued | running | done | failed | cancelled
-    message: str = "waiting"
-    done: int = 0
-    total: int = 0
-    created: float = dataclasses.field(default_factory=time.time)
-    started: Optional[float] = None
-    finished: Optional[float] = None
-    output_info: Optional[dict[str, Any]] = None
-    cancel: bool = False
-    blend_spec: Optional[str] = None  # blend the model with this one ...
-    blend_label: Optional[str] = None
-    blend_alpha: float = 0.0  # ... by this much (0 = the model, 1 = the blended one)
-    blend_mode: str = "auto"  # auto | weights | outputs
-    auto_level: Optional[str] = None  # "noise" / "jpeg": estimated per image (model chosen then)
-
-    @property
-    def model_label(self) -> str:
-        if self.blend_spec is None:
-            return self.model.label
-        return f"{self.model.label} blended with {self.blend_label} (alpha {self.blend_alpha:.2f})"
-
-
-def _image_info(image: Any) -> dict[str, Any]:
-    return {"width": image.width, "height": image.height, "bit_depth": image.bit_depth,
-            "channels": image.channels, "alpha": image.has_alpha, "format": image.source_format}
 
 
 class WebApp:
@@ -367,7 +295,7 @@ class WebApp:
         suffix = (f"x{option.scale}" if option.scale > 1 else f"dn{option.noise}" if option.noise
                   else f"jpeg{option.jpeg}" if option.jpeg else "restored")
         job = Job(job_id, name, input_path, preview, folder / "result.png", option, spec, tile,
-                  params.get("ensemble", "0") in ("1", "true", "on"), _image_info(image), f"{stem}_{suffix}.png",
+                  params.get("ensemble", "0") in ("1", "true", "on"), image_info(image), f"{stem}_{suffix}.png",
                   blend_spec=blend_spec, blend_label=blend_label, blend_alpha=blend_alpha, blend_mode=blend_mode,
                   auto_level=auto_level)
         with self._lock:
@@ -385,7 +313,6 @@ class WebApp:
 
     def _resolve_blend(self, params: dict[str, str]) -> tuple[Optional[str], Optional[str], float, str]:
         """(spec, label, alpha, mode) of the model to blend with, or Nones without ``blend``."""
-        from swinir.inference.blend import BLEND_MODES
 
         wanted = params.get("blend", "")
         mode = params.get("blend_mode", "auto")
@@ -500,8 +427,6 @@ class WebApp:
     def _engine(self, job: Job, image: Any, make_restorer: Callable[[Any], Any]) -> Any:
         """The restorer of a job: its model, blended if asked, or chosen by estimated level."""
         if job.auto_level is not None:
-            from swinir.inference.levels import AutoLevel, available_levels
-
             job.message = "estimating the level"
             auto = AutoLevel(job.auto_level, available_levels(job.model.task or ""), load=self._open,
                              make_restorer=make_restorer)
@@ -510,8 +435,6 @@ class WebApp:
             return restorer
         model = self._open(job.model_spec)
         if job.blend_spec is not None:
-            from swinir.inference.blend import blend
-
             model = blend(model, self._open(job.blend_spec), job.blend_alpha, job.blend_mode)
         return make_restorer(model)
 

@@ -13,7 +13,10 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Optional
 
-from swinir.core.errors import SwinIRError
+from swinir.core.device import available_memory
+from swinir.core.errors import ImageReadError, SwinIRError
+from swinir.image.read import image_size
+from swinir.models import cache
 
 __all__ = ["RequestError", "check_image_size", "job_memory", "megabytes", "public_message", "storage_error"]
 
@@ -48,9 +51,6 @@ def check_image_size(name: str, data: bytes, scale: int, *, max_pixels: int, max
     ``scale`` would need more than ``max_memory`` bytes (default: half the available memory).
     A 79 KB PNG may declare 9000x9000 pixels; nothing is decoded here.  Data that is not an
     image passes: decoding it says so in its own words."""
-    from swinir.core.device import available_memory
-    from swinir.core.errors import ImageReadError
-    from swinir.image.read import image_size
 
     try:
         width, height = image_size(data, path=name)
@@ -87,7 +87,6 @@ def public_message(text: str, workdir: Optional[Path] = None) -> str:
     """``text`` without server paths: the model cache becomes "the server's model cache", the
     app's folder disappears, and any other absolute path is cut to its last component (the name
     the client sent, or a zoo file name it can know)."""
-    from swinir.models import cache
 
     with contextlib.suppress(Exception):
         text = text.replace(str(cache.cache_dir()), "the server's model cache")

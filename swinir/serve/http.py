@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from swinir.core.errors import SwinIRError
-from swinir.serve.app import WebApp, safe_name
+from swinir.serve.app import WebApp
 from swinir.serve.guards import RequestError, megabytes
+from swinir.serve.jobs import safe_name
 
 __all__ = ["WebServer", "make_server", "is_loopback", "STATIC_FILES"]
 
