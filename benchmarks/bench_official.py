@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,11 +35,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_inference import machine as base_machine  # noqa: E402
 
 import swinir  # noqa: E402
+from swinir.core.device import cpu_features as detected_cpu_features  # noqa: E402
 from swinir.models.network import SwinIR  # noqa: E402
 
 SHARED = Path(os.environ.get("SWINIR_SHARED", HERE.parent.parent / "shared"))
@@ -74,36 +76,21 @@ def official_class() -> type:
 
 
 def cpu_features() -> str:
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    """The CPU flags that matter for these kernels, as the library detects them."""
+    flags = detected_cpu_features()
     have = [f for f in CPU_FLAGS if f in flags]
     capability = torch.backends.cpu.get_cpu_capability()
     return f"CPU flags: {' '.join(have) or 'none of ' + ' '.join(CPU_FLAGS)}; torch CPU capability {capability}"
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         import openvino
 
         ov_version = openvino.__version__
     except ImportError:
         ov_version = "not installed"
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, OpenVINO {ov_version},"
-            f" Python {platform.python_version()}")
+    return f"{base_machine()}, OpenVINO {ov_version}"
 
 
 @dataclass

@@ -32,6 +32,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -44,6 +46,8 @@ from torch import Tensor
 
 from swinir.core.device import cpu_supports_bf16
 from swinir.core.errors import ArgumentError, SwinIRError
+from swinir.core.files import atomic_path
+from swinir.models.cache import cache_dir
 from swinir.models.descriptor import describe
 from swinir.models.network import SwinIR
 from swinir.models.onnx_runtime import OnnxModel
@@ -107,8 +111,6 @@ def _fingerprint(model: SwinIR) -> str:
 
 
 def _ir_cache_folder() -> Optional[Path]:
-    from swinir.models.cache import cache_dir
-
     try:
         folder = cache_dir() / "openvino"
         folder.mkdir(parents=True, exist_ok=True)
@@ -145,11 +147,6 @@ def convert_swinir(model: SwinIR, *, use_cache: bool = True) -> Any:
 
 def _save_atomically(ov: Any, converted: Any, xml: Path) -> None:
     """Write ``.bin`` then ``.xml`` through :func:`atomic_path` (a reader needs both)."""
-    import shutil
-    import tempfile
-
-    from swinir.core.files import atomic_path
-
     scratch = Path(tempfile.mkdtemp(prefix=".openvino.", dir=xml.parent))
     try:
         with atomic_path(xml) as tmp_xml, atomic_path(xml.with_suffix(".bin")) as tmp_bin:
