@@ -1,6 +1,7 @@
 """Device choice, free memory and CPU features: the one place that decides where models run."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import Union
@@ -70,14 +71,11 @@ def cpu_features() -> frozenset[str]:
     (``avx2`` / ``avx512``).  Never assumed.
     """
     flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:  # not Linux
+        for line in fh:
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+                break
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
     if capability:
         flags.add(str(capability).lower())
