@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,3 +33,29 @@ def require_shared(*parts: str) -> Path:
 @pytest.fixture
 def shared() -> Path:
     return require_shared()
+
+
+def run_swinir(*args: Any, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``swinir ARGS`` in-process through the real entry point; (exit code, stdout, stderr)."""
+    from swinir.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def offline_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
+    """Point the model cache at an empty ``home`` and make any download fail the test."""
+    from swinir.models import cache
+
+    monkeypatch.setenv("SWINIR_HOME", str(home))
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("tests must not download anything")
+
+    monkeypatch.setattr(cache, "download", no_network)
+    return home

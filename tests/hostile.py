@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import pytest
 import torch
+from conftest import run_swinir
 from PIL import Image
 
 from swinir import SwinIR
-from swinir.cli import main
 from swinir.serve.app import WebApp
 from swinir.serve.http import make_server
 
@@ -51,14 +50,7 @@ def png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
-def run_cli(*args: Any, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run_cli = run_swinir
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import run_swinir
 from PIL import Image
 
 from swinir import SwinIR, load_model, save_model
-from swinir.cli import main
 from swinir.image import read_image
 from swinir.inference.blend import blend
 from swinir.inference.restorer import Restorer
@@ -26,14 +26,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.set_num_threads(1)
 
 
-def run(*args: Any, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_swinir
 
 
 def _tiny(path: Path, seed: int, **kw: Any) -> Path:

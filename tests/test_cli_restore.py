@@ -19,10 +19,10 @@ import click
 import numpy as np
 import pytest
 import torch
+from conftest import offline_home, run_swinir
 from PIL import Image as PILImage
 
 from swinir import SwinIR, save_model
-from swinir.cli import main
 from swinir.cli.options import PADDING_CHOICES
 from swinir.cli.restore import parse_size
 from swinir.core.errors import SwinIRError, ZooError
@@ -41,13 +41,7 @@ from swinir.models.selection import choose_model, open_model
 @pytest.fixture(autouse=True)
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty model cache, no downloads, one torch thread (fast on shared cores)."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("SWINIR_HOME", str(folder))
-
-    def no_network(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("tests must not download anything")
-
-    monkeypatch.setattr(cache, "download", no_network)
+    folder = offline_home(monkeypatch, tmp_path / "cache")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield folder
@@ -78,15 +72,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def run(*args: Any, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``swinir ARGS`` in-process through the real entry point; (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_swinir
 
 
 def rgb(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray:

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, offline_home
 from hostile import Served, error_of, leftovers, one_line, png_bytes, png_claiming, rgb, run_cli, tiny_model
 
 from swinir import load_model, save_model
 from swinir.core.errors import CheckpointError, SwinIRError
 from swinir.image import read_image, write_image
-from swinir.models import cache, zoo
+from swinir.models import zoo
 from swinir.serve.app import WebApp
 
 torch.set_num_threads(1)
@@ -54,14 +54,7 @@ def served(model_x2: Path, tmp_path: Path) -> Iterator[Served]:
 
 @pytest.fixture
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "swinir_home"
-    monkeypatch.setenv("SWINIR_HOME", str(home))
-
-    def no_network(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("tests must not download anything")
-
-    monkeypatch.setattr(cache, "download", no_network)
-    return home
+    return offline_home(monkeypatch, tmp_path / "swinir_home")
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import run_swinir
 from PIL import Image
 from video_clips import ClipSpec, _picture, make_clip
 
 from swinir import Restorer, SwinIR, save_model
-from swinir.cli import main
 from swinir.core.errors import ArgumentError
 from swinir.video import VideoError, VideoOptions, parse_frame_range, parts_folder, probe_video, restore_video, sniff_video
 from swinir.video.colour import colour_spec, to_rgb
@@ -280,12 +280,8 @@ def test_sniff_by_content(tmp_path: Path) -> None:
 
 def run_cli(*args: object, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """``swinir ARGS`` in-process through the real entry point; (exit code, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, capsys.readouterr().err
+    code, _, err = run_swinir(*args, capsys=capsys)
+    return code, err
 
 
 def test_cli_restores_videos_beside_images(tmp_path: Path, restorer: Restorer, capsys) -> None:
