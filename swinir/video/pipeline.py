@@ -101,7 +101,7 @@ def run_pipeline(job: FrameJob) -> None:
         thread.start()
     try:
         _compute(job, shared, decoded, restored)
-    except _Stop:
+    except _Stop:  # another stage failed or the run was interrupted: its error is raised below
         pass
     except BaseException as exc:  # re-raised below, after the other stages stopped
         shared.fail(exc)
@@ -118,7 +118,7 @@ def run_pipeline(job: FrameJob) -> None:
 def _guard(shared: _Shared, stage: Callable[..., None], *args: Any) -> None:
     try:
         stage(*args)
-    except _Stop:
+    except _Stop:  # told to stop by another stage: nothing to report from this one
         pass
     except BaseException as exc:  # handed to the calling thread
         shared.fail(exc)
