@@ -59,3 +59,25 @@ def offline_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
 
     monkeypatch.setattr(cache, "download", no_network)
     return home
+
+
+def tiny_denoiser(path: Path, seed: int, **overrides: Any) -> Path:
+    """Save a tiny random-weight ×1 SwinIR (a stand-in for a level-specific model) to ``path``."""
+    import torch
+
+    from swinir import SwinIR, save_model
+
+    torch.manual_seed(seed)
+    args: dict[str, Any] = dict(in_chans=3, embed_dim=12, depths=[2], num_heads=[2], window_size=8, mlp_ratio=2,
+                                upsampler="", upscale=1)
+    args.update(overrides)
+    return save_model(SwinIR(**args), path)
+
+
+def use_level_models(monkeypatch: pytest.MonkeyPatch, models: dict[int, Path]) -> None:
+    """Make ``models`` ({level: checkpoint}) the level models every task has offline (what
+    ``--noise auto`` / ``--jpeg auto`` choose from, here and, by path, on Ray workers)."""
+    from swinir.models import selection
+
+    choices = {level: selection.ModelChoice(str(path), str(path)) for level, path in models.items()}
+    monkeypatch.setattr(selection, "level_models", lambda task: dict(choices))

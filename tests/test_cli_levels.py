@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import run_swinir
+from conftest import run_swinir, use_level_models
+from conftest import tiny_denoiser as _tiny
 from PIL import Image
 
-from swinir import SwinIR, load_model, save_model
+from swinir import load_model
 from swinir.image import read_image
 from swinir.inference.blend import blend
 from swinir.inference.restorer import Restorer
@@ -27,14 +28,6 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 run = run_swinir
-
-
-def _tiny(path: Path, seed: int, **kw: Any) -> Path:
-    torch.manual_seed(seed)
-    args = dict(in_chans=3, embed_dim=12, depths=[2], num_heads=[2], window_size=8, mlp_ratio=2, upsampler="",
-                upscale=1)
-    args.update(kw)
-    return save_model(SwinIR(**args), path)
 
 
 def _noisy(path: Path, sigma: float, seed: int = 0) -> Path:
@@ -68,7 +61,7 @@ def test_noise_auto_picks_or_blends_the_neighbouring_levels(tmp_path: Path, caps
     import swinir.inference.levels as levels
 
     low, high = _tiny(tmp_path / "n10.safetensors", 0), _tiny(tmp_path / "n30.safetensors", 1)
-    monkeypatch.setattr(levels, "available_levels", lambda task: {10: str(low), 30: str(high)})
+    use_level_models(monkeypatch, {10: low, 30: high})
     src = _noisy(tmp_path / "in.png", 20)
     estimate = levels.noise_sigma(read_image(src).pixels)
     code, _, err = run("restore", src, "-o", tmp_path / "out", "--noise", "auto", capsys=capsys)
@@ -88,10 +81,8 @@ def test_noise_auto_picks_or_blends_the_neighbouring_levels(tmp_path: Path, caps
 
 def test_jpeg_auto_fails_per_file_for_non_jpeg(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import swinir.inference.levels as levels
-
     q10, q40 = _tiny(tmp_path / "q10.safetensors", 0), _tiny(tmp_path / "q40.safetensors", 1)
-    monkeypatch.setattr(levels, "available_levels", lambda task: {10: str(q10), 40: str(q40)})
+    use_level_models(monkeypatch, {10: q10, 40: q40})
     Image.open(_noisy(tmp_path / "a.png", 5)).save(tmp_path / "b.jpg", quality=40)
     code, _, err = run("restore", tmp_path / "a.png", tmp_path / "b.jpg", "-o", tmp_path / "out", "--jpeg", "auto",
                        capsys=capsys)

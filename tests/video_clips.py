@@ -1,13 +1,16 @@
 """Small test clips made with PyAV: odd sizes, NTSC or variable frame rates, audio, subtitles,
-rotation, BT.709 limited range, 8 or 10 bits.  Used by tests/test_video.py."""
+rotation, BT.709 limited range, 8 or 10 bits (tests/test_video.py); noisy or Motion-JPEG clips
+for the automatic level choice (tests/test_video_levels.py, tests/test_distributed.py)."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 
 @dataclass
@@ -123,3 +126,42 @@ def _write_audio(out: av.container.OutputContainer, stream: av.AudioStream, dura
         frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
+
+
+WIDTH, HEIGHT = 64, 48  # of noisy_clip and mjpeg_clip
+
+
+def noisy_clip(path: Path, sigmas: list[float], *, codec: str = "ffv1", gop: int = 1, seed: int = 0) -> Path:
+    """Smooth moving gradients plus Gaussian noise of ``sigmas[i]`` on frame i (lossless codecs)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        if codec == "libx264":
+            stream.codec_context.options = {"qp": "0", "preset": "ultrafast", "keyint": str(gop),
+                                            "min-keyint": str(gop), "scenecut": "0", "bframes": "0"}
+        for i, sigma in enumerate(sigmas):
+            base = np.stack([90 + x, 100 + y, 120 + 0.5 * (x + y) + 2 * i], axis=2)
+            pixels = np.clip(np.rint(base + rng.normal(0, sigma, base.shape)), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def mjpeg_clip(path: Path, quality: int, frames: int = 6) -> Path:
+    """A Motion-JPEG stream whose frames are JPEG pictures saved by Pillow at ``quality``."""
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuvj420p"
+        for i in range(frames):
+            data = io.BytesIO()
+            Image.fromarray(rng.integers(60, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(data, "JPEG",
+                                                                                           quality=quality)
+            packet = av.Packet(data.getvalue())
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, Fraction(1, 25)
+            out.mux(packet)
+    return path

@@ -1,10 +1,9 @@
-"""``swinir restore`` blending and automatic levels: ``--blend B:ALPHA``, ``--blend-mode``, and the
-engines behind ``--noise auto`` / ``--jpeg auto`` (the level options themselves are parsed by
-:mod:`swinir.cli.options`)."""
+"""``swinir restore`` blending: ``--blend B:ALPHA`` and ``--blend-mode`` (which also says how
+``--noise auto`` / ``--jpeg auto`` use the level models: :class:`swinir.inference.levels.AutoLevelSettings`;
+the level options themselves are parsed by :mod:`swinir.cli.options`)."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
@@ -25,22 +24,3 @@ def parse_blend(ctx: click.Context, param: click.Parameter, value: Optional[str]
     if not 0.0 <= alpha <= 1.0:
         raise click.BadParameter(f"ALPHA {alpha_text} must be between 0 (--model) and 1 (the blended model)")
     return spec, alpha
-
-
-def auto_level(kind: str, task: Optional[str], mode: str, load: Callable[[str], Any],
-               make_restorer: Callable[[Any], Any]) -> Any:
-    """The :class:`~swinir.inference.levels.AutoLevel` for ``--noise auto`` / ``--jpeg auto``."""
-    from swinir.core.errors import SwinIRError
-    from swinir.core.tasks import level_kind, normalise_task
-    from swinir.inference.levels import DEFAULT_STRATEGY, AutoLevel, available_levels
-
-    task = normalise_task(task, argument="--task") if task else ("color_dn" if kind == "noise" else "color_jpeg")
-    if level_kind(task) != kind:
-        flag = "--noise" if kind == "noise" else "--jpeg"
-        raise SwinIRError(f"{flag} auto does not apply to --task {task}")
-    models = available_levels(task)
-    if not models:
-        raise SwinIRError(f"no {task} models are available offline for {'--noise' if kind == 'noise' else '--jpeg'} "
-                          "auto; download one with `swinir restore --model NAME ...` (see `swinir models`)")
-    strategy = DEFAULT_STRATEGY if mode == "auto" else mode
-    return AutoLevel(kind, models, load=load, make_restorer=make_restorer, strategy=strategy)

@@ -148,6 +148,10 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
     if options["threads"] is not None:
         torch.set_num_threads(options["threads"])
     bars = _ProgressBars(quiet=options["quiet"])
+    auto = _auto_kind(options)
+    if auto is not None and (options["model_spec"] is not None or options["blend"] is not None):
+        bars.console.write(f"note: --{auto} auto only chooses among level-specific models; --model/--blend fix the "
+                           "model here", always=True)
     videos = VideoJobs(VideoOptions(codec=options["video_codec"], crf=options["crf"], preset=options["preset"],
                                     format=options["video_format"], frames=options["frame_range"],
                                     progress=None if use_ray else bars.frames))  # Ray workers have no bars
@@ -183,18 +187,11 @@ def _run_here(ctx: click.Context, jobs: list[Any], bars: _ProgressBars, options:
         click.echo("interrupted while loading the model; nothing was written", err=True)
         ctx.exit(130)
     bars.start_files(pending)
-    if restorer is not None:
-        restorer.progress = bars.tiles
-    choose = None
-    if auto is not None:
-        auto.progress = bars.tiles
-
-        def choose(image: Any, job: Any) -> Any:
-            engine, choice = auto.restorer_for(image.pixels, job.source)
-            bars.console.write(f"{job.relative}: {choice.describe()}")
-            return engine
-
-    runner = BatchRestorer(restorer, **_writer(options), on_result=bars.on_result, restorer_for=choose)
+    for engine in (restorer, auto):
+        if engine is not None:
+            engine.progress = bars.tiles
+    runner = BatchRestorer(restorer, **_writer(options), on_result=bars.on_result, levels=auto,
+                           on_choice=lambda job, choice: bars.console.write(f"{job.relative}: {choice.describe()}"))
     try:
         return runner.run(jobs)
     except KeyboardInterrupt:
@@ -276,27 +273,33 @@ def _ignore(done: int, total: int) -> None:
     """Progress nobody shows (--quiet)."""
 
 
+def _auto_kind(options: dict[str, Any]) -> Optional[str]:
+    """``"noise"`` / ``"jpeg"`` for --noise auto / --jpeg auto, else None."""
+    return "noise" if options["noise"] == "auto" else "jpeg" if options["jpeg"] == "auto" else None
+
+
+def _level_strategy(options: dict[str, Any]) -> str:
+    """How --noise/--jpeg auto uses the level models: --blend-mode (auto: the library's default)."""
+    from swinir.inference.levels import DEFAULT_STRATEGY
+
+    return DEFAULT_STRATEGY if options["blend_mode"] == "auto" else str(options["blend_mode"])
+
+
 def _make_restorer(options: dict[str, Any], console: Any) -> tuple[Any, Any]:
     """``(Restorer, None)`` for this run (the model chosen for the request, or the one named by
     --model, blended with --blend), or ``(None, AutoLevel)`` for --noise/--jpeg auto."""
-    from swinir.cli.levels import auto_level
-    from swinir.core.device import select_device
     from swinir.inference.engine import EngineSettings
+    from swinir.inference.levels import AutoLevelSettings
     from swinir.models.selection import choose_model
 
     model_spec, task, scale = options["model_spec"], options["task"], options["scale"]
     noise, jpeg = options["noise"], options["jpeg"]
-    auto = "noise" if noise == "auto" else "jpeg" if jpeg == "auto" else None
+    auto = _auto_kind(options)
     if auto is not None and model_spec is None and options["blend"] is None:
-        def load(spec: str) -> Any:
-            console.status(f"loading model {spec}")
-            return EngineSettings(model=spec, check=False, **_engine(options)).load(select_device(options["device"]))
-
-        settings = EngineSettings(model="", check=False, **_engine(options))
-        return None, auto_level(auto, task, options["blend_mode"], load, settings.wrap)
-    if auto is not None:
-        console.write(f"note: --{auto} auto only chooses among level-specific models; --model/--blend fix the "
-                      "model here", always=True)
+        levels = AutoLevelSettings.for_request(auto, task, _level_strategy(options))
+        engine = EngineSettings(model="", check=False, **_engine(options))
+        return None, levels.build(engine, on_load=lambda spec: console.status(f"loading model {spec}"))
+    if auto is not None:  # --model/--blend fix the model (noted when the run started)
         noise, jpeg = (None if noise == "auto" else noise), (None if jpeg == "auto" else jpeg)
     if options["blend_mode"] == "nearest":
         raise click.UsageError("--blend-mode nearest only applies to --noise auto / --jpeg auto")

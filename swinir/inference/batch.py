@@ -36,7 +36,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,6 +48,7 @@ from swinir.core.types import PathLike
 from swinir.image import Image, read_image, write_image
 from swinir.image.imresize import imresize
 from swinir.inference.jobs import OUTPUT_FORMATS, FileResult, Job
+from swinir.inference.levels import AutoLevel, LevelChoice
 from swinir.inference.restorer import Restorer, is_out_of_memory
 
 __all__ = ["BatchRestorer", "BatchSummary", "describe_failure", "restore_image", "write_report"]
@@ -170,7 +171,8 @@ class BatchSummary:
             "interrupted": self.interrupted, "elapsed_seconds": round(self.elapsed, 3),
             "megapixels": round(self.megapixels, 6),
             "files": [{"source": str(r.source), "output": None if r.output is None else str(r.output),
-                       "status": r.status, "reason": r.reason, "seconds": round(r.seconds, 4)}
+                       "status": r.status, "reason": r.reason, "detail": r.detail,
+                       "seconds": round(r.seconds, 4)}
                       for r in self.results],
         }
 
@@ -210,9 +212,12 @@ class BatchRestorer:
         quality: JPEG/WebP quality.
         on_start: ``callback(job, index, count)`` before each pending job.
         on_result: ``callback(result)`` after each job (also skipped and refused ones).
-        restorer_for: ``callback(image, job) -> restorer`` choosing the engine per image (e.g.
-            :class:`~swinir.inference.levels.AutoLevel` by estimated noise/JPEG level); used
-            instead of ``restorer`` when given.
+        levels: an :class:`~swinir.inference.levels.AutoLevel` choosing the model of each file by
+            its estimated noise/JPEG level, used instead of ``restorer`` when given: an image by
+            its pixels (or JPEG tables), a video once from its handler's estimate
+            (:meth:`~swinir.inference.jobs.JobHandler.estimate_level`); the choice is the
+            result's ``detail``.
+        on_choice: ``callback(job, choice)`` when ``levels`` has chosen, before restoring.
     """
 
     def __init__(
@@ -225,7 +230,8 @@ class BatchRestorer:
         quality: int = 95,
         on_start: Optional[Callable[[Job, int, int], None]] = None,
         on_result: Optional[Callable[[FileResult], None]] = None,
-        restorer_for: Optional[Callable[[Image, Job], Restorer]] = None,
+        levels: Optional[AutoLevel] = None,
+        on_choice: Optional[Callable[[Job, LevelChoice], None]] = None,
     ) -> None:
         if outscale is not None and not outscale > 0:
             raise ArgumentError("outscale", outscale, "must be positive")
@@ -240,23 +246,24 @@ class BatchRestorer:
         self.quality = quality
         self.on_start = on_start
         self.on_result = on_result
-        self.restorer_for = restorer_for
+        self.levels = levels
+        self.on_choice = on_choice
         self.summary = BatchSummary()
 
     def process(self, job: Job) -> FileResult:
         """Restore one pending job; errors become a ``failed`` result (KeyboardInterrupt
         propagates)."""
         start = time.perf_counter()
-        if (self.restorer is None and self.restorer_for is None) or job.output is None:
+        if (self.restorer is None and self.levels is None) or job.output is None:
             raise SwinIRError("BatchRestorer needs a restorer and planned outputs to restore files")
         if job.handler is not None:
-            if self.restorer is None:  # a per-image choice (automatic level) has no frame-by-frame form
-                return FileResult(job.source, job.output, "failed",
-                                  "the level is estimated per image, not for videos; give the level as a number")
-            return job.handler.process(job, self.restorer)
+            return self._process_whole(job, start)
+        detail = ""
         try:
             image = read_image(job.source)
-            restorer = self.restorer_for(image, job) if self.restorer_for is not None else self.restorer
+            restorer = self.restorer
+            if self.levels is not None:
+                restorer, detail = self._chosen(job, self.levels.choice_for(image.pixels, job.source))
             assert restorer is not None
             pixels, alpha = restore_image(restorer, image, outscale=self.outscale,
                                           alpha_mode=self.alpha_mode)
@@ -266,13 +273,38 @@ class BatchRestorer:
                         format=self.format, quality=self.quality)
         except (ImageReadError, ImageWriteError) as exc:
             reason = exc.reason if isinstance(exc, ImageReadError) else f"cannot write {exc.path}: {exc.reason}"
-            return FileResult(job.source, job.output, "failed", reason, seconds=time.perf_counter() - start)
+            return FileResult(job.source, job.output, "failed", reason, seconds=time.perf_counter() - start,
+                              detail=detail)
         except Exception as exc:
             return FileResult(job.source, job.output, "failed", describe_failure(exc),
-                              seconds=time.perf_counter() - start)
+                              seconds=time.perf_counter() - start, detail=detail)
         megapixels = image.height * image.width / 1e6
         return FileResult(job.source, job.output, "done", megapixels=megapixels,
-                          seconds=time.perf_counter() - start)
+                          seconds=time.perf_counter() - start, detail=detail)
+
+    def _process_whole(self, job: Job, start: float) -> FileResult:
+        """A handler's job (a video): restored whole by one model; with ``levels``, the model of
+        the level the handler estimates for the whole file."""
+        assert job.handler is not None
+        if self.levels is None:
+            assert self.restorer is not None
+            return job.handler.process(job, self.restorer)
+        try:
+            estimate, samples = job.handler.estimate_level(job, self.levels.kind)
+            restorer, detail = self._chosen(job, self.levels.choose(estimate, samples=samples))
+        except Exception as exc:
+            own = isinstance(exc, SwinIRError) and getattr(exc, "path", None) == str(job.source)
+            reason = str(getattr(exc, "reason", exc)) if own else describe_failure(exc)
+            return FileResult(job.source, job.output, "failed", reason, seconds=time.perf_counter() - start)
+        return replace(job.handler.process(job, restorer), detail=detail)
+
+    def _chosen(self, job: Job, choice: LevelChoice) -> tuple[Restorer, str]:
+        """The restorer of an automatic level choice (its level models loaded on first use) and
+        the line describing the choice."""
+        assert self.levels is not None
+        if self.on_choice is not None:
+            self.on_choice(job, choice)
+        return self.levels.restorer(choice), choice.describe()
 
     def run(self, jobs: Sequence[Job]) -> BatchSummary:
         """Process every job in order; returns (and keeps in :attr:`summary`) the summary.

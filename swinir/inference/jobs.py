@@ -68,6 +68,12 @@ class JobHandler(Protocol):
 
     def process(self, job: Job, restorer: Restorer) -> FileResult: ...
 
+    def estimate_level(self, job: Job, kind: str) -> tuple[float, int]:
+        """One ``kind`` level (``"noise"`` σ or ``"jpeg"`` quality) for the whole file and how many
+        pictures it was estimated from, for an automatic level choice; raises a
+        :class:`~swinir.core.errors.SwinIRError` naming the file when it has no such level."""
+        ...
+
 
 def output_path(relative: PathLike, outdir: PathLike, *, format: str = "png", suffix: str = "") -> Path:
     """``outdir/<relative folder>/<stem><suffix>.<format extension>``."""
@@ -261,7 +267,8 @@ def _assign_outputs(listed: list[Job], seen: set[Path], out_root: Path, *, forma
 
 @dataclass
 class FileResult:
-    """What happened to one input: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``."""
+    """What happened to one input: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``;
+    ``detail``: how it was restored when that was decided per file (the automatic level choice)."""
 
     source: Path
     output: Optional[Path]
@@ -269,6 +276,7 @@ class FileResult:
     reason: str = ""
     megapixels: float = 0.0
     seconds: float = 0.0
+    detail: str = ""
 
     def describe(self) -> str:
         """One line naming the file, e.g. ``failed: a/b.png: truncated or corrupt image data``."""

@@ -11,14 +11,19 @@ For an image, :meth:`AutoLevel.choose` turns the estimate into a :class:`LevelCh
 
 Estimates: noise σ by :func:`swinir.image.analysis.noise_sigma` on the pixels; JPEG quality by
 :func:`swinir.image.analysis.jpeg_quality` from the file's quantisation tables (a non-JPEG input
-is an error naming the file: its quality cannot be read).
+is an error naming the file: its quality cannot be read).  Inputs of several pictures (videos)
+give one estimate from a few samples (``choose(estimate, samples=n)``) and use one model whole.
+
+:class:`AutoLevelSettings` holds the same choice as plain values (kind, candidate models by zoo
+name or path, strategy): its ``build`` gives the same :class:`AutoLevel` in any process, so the
+command line and each Ray worker choose alike (a worker loads only the levels its files need).
 """
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -26,15 +31,18 @@ from typing import Any, Optional, Union
 import numpy as np
 from torch import nn
 
+from swinir.core.device import select_device
 from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.tasks import level_kind, normalise_task
 from swinir.image.analysis import jpeg_quality, noise_sigma
 from swinir.inference.blend import blend
+from swinir.inference.engine import EngineSettings
 from swinir.inference.restorer import Restorer
-from swinir.models import cache, zoo
+from swinir.models import selection
 from swinir.models.checkpoint import load_model
 
-__all__ = ["LEVEL_STRATEGIES", "DEFAULT_STRATEGY", "LevelChoice", "AutoLevel", "available_levels", "estimate_level"]
+__all__ = ["LEVEL_STRATEGIES", "DEFAULT_STRATEGY", "LevelChoice", "AutoLevel", "AutoLevelSettings", "available_levels",
+           "estimate_level"]
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +55,15 @@ ALPHA_STEP = 0.05
 
 @dataclass(frozen=True)
 class LevelChoice:
-    """Which model(s) restore an image whose estimated level is ``estimate``."""
+    """Which model(s) restore an input whose estimated level is ``estimate`` (the median of
+    ``samples`` estimates for an input of several pictures: a video's frames)."""
 
     kind: str
     estimate: float
     low: int
     high: Optional[int] = None
     alpha: float = 0.0
+    samples: int = 1
 
     @property
     def key(self) -> tuple[int, Optional[int], float]:
@@ -63,6 +73,8 @@ class LevelChoice:
         what = "noise sigma" if self.kind == "noise" else "JPEG quality"
         unit = "sigma" if self.kind == "noise" else "q"
         text = f"estimated {what} {self.estimate:.1f}"
+        if self.samples > 1:
+            text += f" (median of {self.samples} frames)"
         if self.high is None:
             return f"{text} -> {unit} {self.low} model"
         return f"{text} -> blend of {unit} {self.low} and {self.high} models (alpha {self.alpha:.2f})"
@@ -91,20 +103,8 @@ def estimate_level(kind: str, pixels: np.ndarray, source: Union[str, PathLike, N
 def available_levels(task: str) -> dict[int, str]:
     """``{level: checkpoint path}`` of the level-specific models usable offline for ``task``
     (cached official weights, else bundled ones), for ``color_dn``/``gray_dn`` (σ) and
-    ``color_jpeg``/``gray_jpeg`` (quality)."""
-
-    found: dict[int, tuple[bool, str]] = {}
-    for entry in zoo.list_models(task):
-        level = entry.noise if entry.noise is not None else entry.jpeg
-        if level is None or entry.gan:
-            continue
-        path = cache.cached_path(entry)
-        if path is None:
-            continue
-        official = not entry.bundled
-        if level not in found or (official and not found[level][0]):
-            found[level] = (official, str(path))
-    return {level: path for level, (_, path) in sorted(found.items())}
+    ``color_jpeg``/``gray_jpeg`` (quality); see :func:`swinir.models.selection.level_models`."""
+    return {level: choice.spec for level, choice in selection.level_models(task).items()}
 
 
 class AutoLevel:
@@ -151,17 +151,18 @@ class AutoLevel:
             raise ArgumentError("task", task, "has no degradation level (use a denoising or JPEG task)")
         return cls(kind, available_levels(task), **options)
 
-    def choose(self, estimate: float) -> LevelChoice:
+    def choose(self, estimate: float, *, samples: int = 1) -> LevelChoice:
+        """The model(s) for an estimated level (``samples``: how many estimates it is the median of)."""
         levels = list(self.models)
         if self.strategy == "nearest" or estimate <= levels[0] or estimate >= levels[-1] or estimate in levels:
             nearest = min(levels, key=lambda level: (abs(level - estimate), -level))
-            return LevelChoice(self.kind, estimate, nearest)
+            return LevelChoice(self.kind, estimate, nearest, samples=samples)
         high = next(level for level in levels if level > estimate)
         low = levels[levels.index(high) - 1]
         alpha = round((estimate - low) / (high - low) / ALPHA_STEP) * ALPHA_STEP
         if alpha <= 0.0 or alpha >= 1.0:
-            return LevelChoice(self.kind, estimate, high if alpha >= 1.0 else low)
-        return LevelChoice(self.kind, estimate, low, high, round(alpha, 4))
+            return LevelChoice(self.kind, estimate, high if alpha >= 1.0 else low, samples=samples)
+        return LevelChoice(self.kind, estimate, low, high, round(alpha, 4), samples=samples)
 
     def choice_for(self, pixels: np.ndarray, source: Union[str, PathLike, None] = None) -> LevelChoice:
         return self.choose(estimate_level(self.kind, pixels, source))
@@ -203,6 +204,56 @@ class AutoLevel:
         if level not in self._loaded:
             self._loaded[level] = self._load(self.models[level])
         return self._loaded[level]
+
+
+@dataclass(frozen=True)
+class AutoLevelSettings:
+    """An automatic level choice as plain values: :meth:`build` gives the same :class:`AutoLevel`
+    in any process (the command line, a Ray worker on another machine).
+
+    ``models``: ``(level, spec)`` pairs, ``spec`` a zoo name or checkpoint path resolved where
+    the AutoLevel is built (zoo names from :meth:`for_request`, so each machine uses its own cache).
+    """
+
+    kind: str
+    models: tuple[tuple[int, str], ...]
+    strategy: str = DEFAULT_STRATEGY
+
+    def __post_init__(self) -> None:
+        if self.strategy not in LEVEL_STRATEGIES:
+            raise ArgumentError("strategy", self.strategy, f"must be one of {', '.join(LEVEL_STRATEGIES)}")
+
+    @classmethod
+    def for_request(cls, kind: str, task: Optional[str] = None, strategy: str = DEFAULT_STRATEGY) -> AutoLevelSettings:
+        """The level-specific models of ``task`` available offline
+        (:func:`swinir.models.selection.level_models`); default task colour denoising for
+        ``kind="noise"``, colour JPEG for ``"jpeg"``.
+
+        Raises:
+            ArgumentError: ``task`` has no ``kind`` level, or none of its level models is available offline.
+        """
+        if kind not in ("noise", "jpeg"):
+            raise ArgumentError("kind", kind, "must be 'noise' or 'jpeg'")
+        task = normalise_task(task) if task else ("color_dn" if kind == "noise" else "color_jpeg")
+        if level_kind(task) != kind:
+            raise ArgumentError(kind, "auto", f"does not apply to task {task}")
+        models = selection.level_models(task)
+        if not models:
+            raise ArgumentError(kind, "auto", f"needs level-specific {task} models and none is available offline; "
+                                "download one with `swinir restore --model NAME ...` (see `swinir models`)")
+        return cls(kind, tuple((level, choice.name) for level, choice in models.items()), strategy)
+
+    def build(self, engine: EngineSettings, *, on_load: Optional[Callable[[str], None]] = None) -> AutoLevel:
+        """The AutoLevel whose restorers have ``engine``'s settings (its ``model`` is ignored);
+        a level model is loaded when a choice first needs it (``on_load(spec)`` is told then)."""
+        device = engine.device
+
+        def load(spec: str) -> nn.Module:
+            if on_load is not None:
+                on_load(spec)
+            return replace(engine, model=spec, check=False, blend=None).load(select_device(device))
+
+        return AutoLevel(self.kind, dict(self.models), load=load, make_restorer=engine.wrap, strategy=self.strategy)
 
 
 def _default_load(spec: Any) -> nn.Module:

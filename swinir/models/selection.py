@@ -2,9 +2,11 @@
 
 :func:`choose_model` maps a task and level to the best weights available offline (a cached
 official checkpoint, else a bundled model with a notice, else a clear error saying how to get
-the official ones); :func:`open_model` loads a zoo name, a checkpoint path or an exported
-``.onnx`` file (the one place where other model formats plug in).  The command line, the
-evaluation protocol and the web app all choose models through these two functions.
+the official ones); :func:`level_models` lists the level-specific models of a denoising or JPEG
+task available offline (the candidates of an automatic level choice); :func:`open_model` loads a
+zoo name, a checkpoint path or an exported ``.onnx`` file (the one place where other model
+formats plug in).  The command line, the evaluation protocol, the web app and the Ray workers all
+choose models through these functions.
 
 Example::
 
@@ -32,7 +34,7 @@ from swinir.models.descriptor import ModelDescriptor
 from swinir.models.onnx_runtime import OnnxModel
 from swinir.models.zoo import ZooEntry
 
-__all__ = ["ModelChoice", "check_request", "choose_model", "open_model"]
+__all__ = ["ModelChoice", "check_request", "choose_model", "level_models", "open_model"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,27 @@ def choose_model(
         f"`swinir restore --model {official.name} ...` (needs network) or put {official.filename} "
         f"in {cache.cache_dir()}"
     )
+
+
+def level_models(task: str) -> dict[int, ModelChoice]:
+    """``{level: ModelChoice}`` of the level-specific models usable offline for ``task``, lowest
+    level first: σ for ``color_dn``/``gray_dn``, quality for ``color_jpeg``/``gray_jpeg`` (other
+    tasks have none).  A cached official checkpoint is preferred to a bundled one of the same
+    level; blind and GAN models are left out (they have no single level).  ``spec`` is the local
+    file, ``name`` the zoo name (which every machine resolves from its own cache).
+    """
+    found: dict[int, tuple[bool, ModelChoice]] = {}
+    for entry in zoo.list_models(task):
+        level = entry.noise if entry.noise is not None else entry.jpeg
+        if level is None or entry.gan:
+            continue
+        path = cache.cached_path(entry)
+        if path is None:
+            continue
+        official = not entry.bundled
+        if level not in found or (official and not found[level][0]):
+            found[level] = (official, ModelChoice(str(path), entry.name))
+    return {level: choice for level, (_, choice) in sorted(found.items())}
 
 
 def open_model(spec: PathLike, device: Any = "cpu", precision: str = "fp32") -> Union[torch.nn.Module, OnnxModel]:

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from swinir.video.assemble import AssemblyPlan, assemble, check_copyable
-from swinir.video.colour import colour_spec
 from swinir.video.common import VIDEO_FORMATS, VideoError, VideoOptions, require_pyav
 from swinir.video.encode import check_writable, choose_encoder, timestamps_path, write_json_atomic
 from swinir.video.pipeline import FrameJob, restore_batch_fn, run_pipeline, segment_path
-from swinir.video.probe import Segment, VideoInfo, plan_segments, probe_video
+from swinir.video.probe import Segment, VideoInfo, plan_segments, probe_video, video_colour
 
 __all__ = ["VideoResult", "output_kind", "parts_folder", "restore_video"]
 
@@ -85,8 +84,7 @@ def restore_video(src: os.PathLike[str] | str, dst: os.PathLike[str] | str, rest
     info = probe_video(src)
     kind = output_kind(dst, options, info.kind)
     segments = plan_segments(info, options.frames, options.segment_frames)
-    colour = colour_spec(info.matrix, info.color_range, info.primaries, info.transfer, pix_fmt=info.pix_fmt,
-                         width=info.width, height=info.height, depth=info.depth)
+    colour = video_colour(info)
     scale = int(getattr(restorer, "scale", 1))
     encoder = choose_encoder(options, kind, info.depth, info.pix_fmt, colour, dst,
                              (info.width * scale, info.height * scale))

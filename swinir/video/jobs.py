@@ -3,8 +3,10 @@
 :class:`VideoJobs` is the batch's :class:`~swinir.inference.jobs.JobHandler` for videos: it
 claims files whose content is a video (whatever their name), keeps their relative path and
 container for the output (or the one ``options.format`` asks for), and restores each with
-:func:`~swinir.video.api.restore_video`.  A failure is one line in the batch summary and the
-batch goes on; an interruption propagates (the finished segments stay for the next run).
+:func:`~swinir.video.api.restore_video` (with an automatic level, the batch first asks
+:meth:`VideoJobs.estimate_level` for the level of the whole video).  A failure is one line in
+the batch summary and the batch goes on; an interruption propagates (the finished segments stay
+for the next run).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from swinir.inference.jobs import FileResult, Job
 from swinir.inference.restorer import Restorer
 from swinir.video.api import restore_video
 from swinir.video.common import VIDEO_FORMATS, VideoError, VideoOptions
+from swinir.video.levels import estimate_video_level
 from swinir.video.probe import VIDEO_EXTENSIONS, sniff_video
 
 __all__ = ["VideoJobs"]
@@ -38,6 +41,11 @@ class VideoJobs:
         rel = Path(relative)
         extension = VIDEO_FORMATS[self.options.format.lower()][1] if self.options.format else rel.suffix
         return Path(outdir) / rel.parent / f"{rel.stem}{suffix}{extension}"
+
+    def estimate_level(self, job: Job, kind: str) -> tuple[float, int]:
+        """The video's ``kind`` level from a few frames of the range to restore
+        (:func:`~swinir.video.levels.estimate_video_level`) and how many frames it used."""
+        return estimate_video_level(job.source, kind, frames=self.options.frames)
 
     def process(self, job: Job, restorer: Restorer) -> FileResult:
         start = time.perf_counter()

@@ -24,7 +24,7 @@ from swinir.video.common import VideoError, VideoProgress
 from swinir.video.encode import EncoderSpec, SegmentWriter
 from swinir.video.probe import Segment, VideoInfo
 
-__all__ = ["FrameJob", "run_pipeline", "segment_path"]
+__all__ = ["FrameJob", "decode_from", "run_pipeline", "segment_path"]
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -157,7 +157,7 @@ def _read(job: FrameJob, shared: _Shared, decoded: queue.Queue[Any]) -> None:
     wanted = set(job.todo)
     first = job.segments[job.todo[0]]
     try:
-        for frame, pts in _decode_from(info, first.seek_pts, first.start_pts):
+        for frame, pts in decode_from(info, first.seek_pts, first.start_pts):
             if shared.stop.is_set():
                 raise _Stop
             if pts < first.start_pts:
@@ -175,7 +175,7 @@ def _read(job: FrameJob, shared: _Shared, decoded: queue.Queue[Any]) -> None:
     shared.put(decoded, _END)
 
 
-def _decode_from(info: VideoInfo, seek_pts: int, start_pts: int) -> Any:
+def decode_from(info: VideoInfo, seek_pts: int, start_pts: int) -> Any:
     """Yield ``(frame, pts)`` from the keyframe at ``seek_pts`` on (from the start when the seek
     lands after ``start_pts``, which some demuxers do)."""
     import av

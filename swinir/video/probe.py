@@ -16,10 +16,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from swinir.video.colour import ColourSpec, colour_spec
 from swinir.video.common import VIDEO_FORMATS, VideoError, require_pyav
 
 __all__ = ["VIDEO_EXTENSIONS", "Segment", "VideoInfo", "is_video_path", "plan_segments", "probe_video",
-           "sniff_video"]
+           "selected_pts", "sniff_video", "video_colour"]
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +226,8 @@ def _tag_seconds(text: str | None) -> float | None:
         return None
 
 
-def plan_segments(info: VideoInfo, frames: tuple[int, int | None] | None, min_frames: int) -> list[Segment]:
-    """Cut the selected frames into segments that start at keyframes (the first one at the
-    first selected frame), each at least ``min_frames`` long except possibly the last.
+def selected_pts(info: VideoInfo, frames: tuple[int, int | None] | None) -> list[int]:
+    """Timestamps of the frames ``start:end`` (end exclusive; ``None``: every frame), in order.
 
     Raises:
         VideoError: the frame range selects nothing.
@@ -237,6 +237,24 @@ def plan_segments(info: VideoInfo, frames: tuple[int, int | None] | None, min_fr
     if not chosen:
         raise VideoError(info.path, f"frames {start}:{'' if end is None else end} select nothing "
                                     f"(the video has {info.frame_count} frames)")
+    return chosen
+
+
+def video_colour(info: VideoInfo) -> ColourSpec:
+    """How the stream's pixels become the model's RGB (its tags, unspecified ones resolved)."""
+    return colour_spec(info.matrix, info.color_range, info.primaries, info.transfer, pix_fmt=info.pix_fmt,
+                       width=info.width, height=info.height, depth=info.depth)
+
+
+def plan_segments(info: VideoInfo, frames: tuple[int, int | None] | None, min_frames: int) -> list[Segment]:
+    """Cut the selected frames into segments that start at keyframes (the first one at the
+    first selected frame), each at least ``min_frames`` long except possibly the last.
+
+    Raises:
+        VideoError: the frame range selects nothing.
+    """
+    start, end = frames if frames is not None else (0, None)
+    chosen = selected_pts(info, frames)
     end_pts = info.pts[end] if end is not None and end < info.frame_count else None
     keys = set(info.keyframes)
     starts = [0]  # indices into chosen
