@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_denoiser, use_level_models
 from PIL import Image as PILImage
-from video_clips import ClipSpec, make_clip
+from video_clips import ClipSpec, make_clip, noisy_clip
 
 from swinir import SwinIR, save_model
 from swinir.cli import main
@@ -246,6 +248,43 @@ def _tiny_gray(path: Path) -> Path:
     model = SwinIR(in_chans=1, embed_dim=6, depths=[1], num_heads=[1], window_size=8, mlp_ratio=1, upsampler="",
                    upscale=1)
     return save_model(model, path)
+
+
+def test_auto_levels_are_chosen_on_the_workers_as_without_ray(ray_cluster: Any, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--noise auto`` / ``--jpeg auto`` with ``--ray``: each worker estimates its files' levels and
+    restores them with the chosen level model (or blend); the same bytes, choices, failures and
+    exit code as without ``--ray``."""
+    models = {level: tiny_denoiser(tmp_path / f"level{level}.safetensors", level) for level in (10, 30, 60)}
+    use_level_models(monkeypatch, models)  # the driver lists them; the workers get their paths
+    rng = np.random.default_rng(0)
+    noisy, jpegs = tmp_path / "noisy", tmp_path / "jpegs"
+    noisy.mkdir()
+    jpegs.mkdir()
+    flat = np.full((24, 28, 3), 120.0) + np.linspace(0, 30, 28)[None, :, None]
+    for index, sigma in enumerate((2, 15, 25, 45, 70)):
+        pixels = np.clip(np.rint(flat + rng.normal(0, sigma, flat.shape)), 0, 255).astype(np.uint8)
+        write_image(noisy / f"s{index}.png", pixels)
+        PILImage.fromarray(pixels).save(jpegs / f"q{index}.jpg", quality=(5, 20, 35, 50, 90)[index])
+    noisy_clip(noisy / "clip.mkv", [40.0] * 4)
+    noisy_clip(jpegs / "clip.mkv", [5.0] * 3)  # no JPEG tables: refused, the rest goes on
+    write_image(jpegs / "plain.png", flat.astype(np.uint8))  # not a JPEG: refused too
+    for flag, folder, restored, failed in (("--noise", noisy, 6, 0), ("--jpeg", jpegs, 5, 2)):
+        common = [str(folder), "--tile", "0", flag, "auto", "--video-codec", "ffv1"]
+        local_code, local_err = _run_cli(capsys, *common, "-o", str(tmp_path / "local" / flag))
+        ray_code, ray_err = _run_cli(capsys, *common, "-o", str(tmp_path / "ray" / flag), "--ray", "--workers", "2")
+        assert local_code == ray_code == (1 if failed else 0), ray_err
+        assert _counts(local_err) == _counts(ray_err) == f"restored {restored}, skipped 0, failed {failed}"
+        choices = [sorted(re.findall(r"^\S+: estimated .*$", err, re.M)) for err in (local_err, ray_err)]
+        assert len(choices[0]) == restored and choices[0] == choices[1], choices
+        assert "blend of" in " ".join(choices[0])
+        assert (flag == "--jpeg") != any(line.startswith("clip.mkv: ") and "(median of 4 frames)" in line
+                                         for line in choices[0])  # the video's one level, from its frames
+        outputs = sorted(p.relative_to(tmp_path / "local" / flag) for p in (tmp_path / "local" / flag).iterdir())
+        assert len(outputs) == restored
+        for name in outputs:
+            assert (tmp_path / "ray" / flag / name).read_bytes() == (tmp_path / "local" / flag / name).read_bytes()
 
 
 def test_ray_version_differences_in_one_place() -> None:

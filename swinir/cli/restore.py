@@ -143,8 +143,6 @@ def restore(ctx: click.Context, inputs: tuple[Path, ...], outdir: Path, **option
         raise click.UsageError("give INPUT files or folders, or --manifest FILE")
     if not use_ray and (options["workers"] is not None or options["gpus_per_worker"]):
         raise click.UsageError("--workers and --gpus-per-worker need --ray")
-    if use_ray and "auto" in (options["noise"], options["jpeg"]):
-        raise click.UsageError("--noise auto / --jpeg auto choose the model per image in this process; drop --ray")
     if options["threads"] is not None:
         torch.set_num_threads(options["threads"])
     bars = _ProgressBars(quiet=options["quiet"])
@@ -208,14 +206,21 @@ def _run_on_ray(ctx: click.Context, jobs: list[Any], bars: _ProgressBars, option
     settings = worker_settings(jobs, options["model_spec"], task=options["task"], scale=options["scale"],
                                noise=options["noise"], jpeg=options["jpeg"], large=options["large"],
                                writer=_writer(options), overwrite=options["overwrite"], threads=options["threads"],
-                               notice=lambda text: click.echo(text, err=True), **_engine(options))
+                               notice=lambda text: click.echo(text, err=True),
+                               level_strategy=_level_strategy(options), **_engine(options))
     ray_options = RayOptions(address=options["ray_address"], workers=options["workers"],
                              gpus_per_worker=options["gpus_per_worker"])
+    relative = {job.source: job.relative for job in jobs}
     bars.start_files([job for job in jobs if job.status == "pending"])
     summary = BatchSummary()
+
+    def progress(state: Any, result: Any) -> None:
+        if result.detail:  # the level a worker chose, reported as the choice is without --ray
+            bars.console.write(f"{relative.get(result.source, result.source)}: {result.detail}")
+        bars.on_result(result)
+
     try:
-        return run_jobs(jobs, settings, ray_options, progress=lambda state, result: bars.on_result(result),
-                        summary=summary)
+        return run_jobs(jobs, settings, ray_options, progress=progress, summary=summary)
     except KeyboardInterrupt:
         bars.close()
         click.echo(summary.format(), err=True)

@@ -36,6 +36,7 @@ from swinir.distributed.worker import RestoreWorker, WorkerSettings
 from swinir.inference.batch import BatchSummary, write_report
 from swinir.inference.engine import EngineSettings
 from swinir.inference.jobs import FileResult, Job, plan_jobs
+from swinir.inference.levels import DEFAULT_STRATEGY, AutoLevelSettings
 from swinir.models.selection import choose_model
 from swinir.video.common import VideoOptions
 from swinir.video.jobs import VideoJobs
@@ -123,6 +124,7 @@ def restore_dataset(
     overwrite: bool = False,
     writer: Optional[dict[str, Any]] = None,
     video: Optional[VideoOptions] = None,
+    level_strategy: str = DEFAULT_STRATEGY,
     report: Optional[PathLike] = None,
     progress: Optional[ProgressCallback] = None,
     ray_options: Optional[RayOptions] = None,
@@ -138,6 +140,8 @@ def restore_dataset(
     ``writer`` the :class:`~swinir.inference.batch.BatchRestorer` options (``outscale``, ``alpha_mode``,
     ``quality``); ``video`` the encoding of videos (found among the inputs by content, each
     restored whole by one worker, as :func:`swinir.video.restore_video` does on one machine).
+    ``noise="auto"`` / ``jpeg="auto"`` (without ``model``): each file's model is chosen on its
+    worker by its estimated level (``level_strategy``: ``"weights"``, ``"outputs"``, ``"nearest"``).
     ``report`` writes the summary as JSON.  ``ray_options`` overrides
     ``workers``, ``address`` and ``gpus_per_worker`` and adds the rest of :class:`RayOptions`.
 
@@ -148,7 +152,8 @@ def restore_dataset(
     jobs = plan_jobs(inputs, output, recursive=recursive, format=format, suffix=suffix, overwrite=overwrite,
                      handlers=[VideoJobs(video or VideoOptions())], manifest=manifest)
     settings = worker_settings(jobs, model, task=task, scale=scale, noise=noise, jpeg=jpeg, large=large,
-                               writer=dict(writer or {}, format=format), overwrite=overwrite, **engine)
+                               writer=dict(writer or {}, format=format), overwrite=overwrite,
+                               level_strategy=level_strategy, **engine)
     summary = run_jobs(jobs, settings, options, progress=progress)
     if report is not None:
         write_report(summary, report)
@@ -159,14 +164,17 @@ def worker_settings(jobs: list[Job], model: Optional[str], *, task: Optional[str
                     scale: Optional[int] = None, noise: Union[float, str, None] = None, jpeg: Union[int, str, None] = None,
                     large: bool = False, writer: Optional[dict[str, Any]] = None, overwrite: bool = False,
                     threads: Optional[int] = None, notice: Callable[[str], None] = log.warning,
-                    **engine: Any) -> Optional[WorkerSettings]:
+                    level_strategy: str = DEFAULT_STRATEGY, **engine: Any) -> Optional[WorkerSettings]:
     """What the actors need for these jobs, checked on this machine first (``None`` when no job
     is pending, so no model is needed).
 
     Without ``model`` the best model for the task is chosen as without Ray, and passed to the
     actors by zoo name (each machine resolves it from its own cache or the bundled files);
     ``notice`` receives the chooser's note for the user; ``threads``: PyTorch threads per actor.
-    A model path is made absolute (actors may run in another working directory).
+    A model path is made absolute (actors may run in another working directory).  ``noise`` or
+    ``jpeg`` ``"auto"`` without ``model`` or ``blend``: the actors choose each file's model by its
+    estimated level among the level models available offline here (passed by zoo name), with
+    ``level_strategy`` (see :mod:`swinir.inference.levels`); with a model they use that model.
 
     Raises:
         SwinIRError: no model available, a model that does not load, a scale mismatch.
@@ -174,11 +182,13 @@ def worker_settings(jobs: list[Job], model: Optional[str], *, task: Optional[str
     if not any(job.status == "pending" for job in jobs):
         return None
     chosen = model is None
+    auto = "noise" if noise == "auto" else "jpeg" if jpeg == "auto" else None
+    if model is None and auto is not None and engine.get("blend") is None:
+        levels = AutoLevelSettings.for_request(auto, task, level_strategy)  # no level models: one error, here
+        return WorkerSettings(EngineSettings(model="", check=False, **engine), dict(writer or {}), overwrite=overwrite,
+                              threads=threads, levels=levels)
     if model is None:
-        for argument, value in (("noise", noise), ("jpeg", jpeg)):
-            if value == "auto":
-                raise ArgumentError(argument, value, "chooses a model per image, which Ray workers do not do "
-                                    "(each loads one model); give a number or run without Ray")
+        noise, jpeg = (None if noise == "auto" else noise), (None if jpeg == "auto" else jpeg)
         choice = choose_model(task, scale, None if noise is None else float(noise), None if jpeg is None else int(jpeg),
                               large=large)
         if choice.notice:
@@ -216,7 +226,7 @@ def run_jobs(jobs: list[Job], settings: Optional[WorkerSettings], options: RayOp
                 for index, row in stream:
                     job = jobs[index]
                     result = FileResult(job.source, job.output, row["status"], row["reason"],
-                                        megapixels=row["megapixels"], seconds=row["seconds"])
+                                        megapixels=row["megapixels"], seconds=row["seconds"], detail=row["detail"])
                     first = results[index] is None  # a file is counted once, however often it was tried
                     results[index] = result
                     if first:
@@ -285,7 +295,7 @@ def _stream(jobs: list[Job], pending: list[int], settings: WorkerSettings,
                     yield int(batch["index"][position]), {
                         "status": str(batch["status"][position]), "reason": str(batch["reason"][position]),
                         "megapixels": float(batch["megapixels"][position]),
-                        "seconds": float(batch["seconds"][position])}
+                        "seconds": float(batch["seconds"][position]), "detail": str(batch["detail"][position])}
         except (KeyboardInterrupt, SwinIRError):
             raise
         except Exception as exc:
