@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import REPO_ROOT, require_shared
 
-from swinir import SwinIR, load_model
+from swinir import SwinIR, load_model, save_model
 from swinir.cli import cli
 from swinir.core.errors import ConfigError
 from swinir.image import write_image
@@ -130,6 +130,25 @@ def test_missing_folder_fails_before_work(images: Path, tmp_path: Path) -> None:
 def test_bad_init_name(images: Path) -> None:
     with pytest.raises(ConfigError, match="init: no such file.*did you mean"):
         cfg(images, init="001_classicalSR_DIV2K_s48w8_SwinIR-M_x5")
+
+
+def test_relative_init_is_resolved_like_the_data_folders(images: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An init file named relative to the config's folder is found when training starts from
+    any working directory (the check once accepted it and the loader then looked in the cwd)."""
+    configs, weights = tmp_path / "configs" / "levels", tmp_path / "models"
+    configs.mkdir(parents=True)
+    weights.mkdir()
+    raw = tiny(images)
+    torch.manual_seed(0)
+    save_model(SwinIR(**raw["model"]), weights / "start.safetensors")
+    raw["init"] = "../../models/start.safetensors"
+    (configs / "c.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(images)
+    config = load_config(configs / "c.yaml")
+    assert config.init == str((weights / "start.safetensors").resolve())
+    loaded, _ = load_init_weights(SwinIR(**raw["model"]), config.init)
+    assert "conv_first.weight" in loaded
 
 
 def test_every_shipped_config_validates(tmp_path: Path) -> None:

@@ -395,22 +395,24 @@ def resolve_folders(config: Config, bases: list[Path]) -> None:
     config.val.folder = resolved.get("val.folder")
     config.val.lq = resolved.get("val.lq")
     if config.init:
-        _check_init(config.init, bases)
+        config.init = _resolve_init(config.init, bases)
 
 
-def _check_init(init: str, bases: list[Path]) -> None:
-    """``init`` must be an existing file or a zoo name (downloaded only when training starts)."""
+def _resolve_init(init: str, bases: list[Path]) -> str:
+    """``init`` as an absolute file path (a relative one is looked up like the data folders), or
+    the zoo name it is (downloaded only when training starts)."""
     path = Path(os.path.expanduser(init))
     if path.is_absolute() and path.is_file():
-        return
+        return str(path)
     if not path.is_absolute():
         for base in bases:
             if (base / path).is_file():
-                return
+                return str((base / path).resolve())
     try:
         get_entry(init)
     except ZooError as exc:
         raise ConfigError(f"config: init: no such file, and {exc}") from None
+    return init
 
 
 def load_config(
