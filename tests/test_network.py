@@ -11,6 +11,7 @@ from conftest import require_shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swinir.models.bands import in_row_bands
 from swinir.models.network import (
     SwinIR,
     pad_to_multiple,
@@ -214,3 +215,42 @@ def test_rejects_bad_configuration() -> None:
         SwinIR(**TINY, upsampler="pixelshuffle", upscale=5)
     with pytest.raises(ValueError, match="divisible"):
         SwinIR(**{**TINY, "num_heads": [5]})
+
+
+# --------------------------------------------------------------------------------------------
+# Reconstruction heads over row bands (peak memory of the x4 models)
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("upsampler,upscale", [("pixelshuffle", 4), ("pixelshuffle", 3), ("pixelshuffle", 8),
+                                               ("nearest+conv", 4), ("nearest+conv", 2)])
+def test_banded_head_equals_the_whole_head(upsampler: str, upscale: int) -> None:
+    torch.manual_seed(0)
+    model = SwinIR(upscale=upscale, img_size=16, window_size=4, depths=[1], embed_dim=8, num_heads=[2],
+                   mlp_ratio=1.0, upsampler=upsampler).eval()
+    features = torch.randn(1, 8, 150, 37)  # 3 bands of 64 rows (the last one short)
+    head = model._pixelshuffle_head if upsampler == "pixelshuffle" else model._nearest_conv_head
+    with torch.no_grad():
+        whole = head(features)
+        banded = in_row_bands(head, features, upscale)
+        one_band = in_row_bands(head, features[:, :, :60], upscale)
+    assert banded.shape == whole.shape == (1, 3, 150 * upscale, 37 * upscale)
+    assert float((banded - whole).abs().max()) <= 1e-6 * float(whole.abs().max())
+    assert torch.equal(one_band, head(features[:, :, :60]))
+
+
+def test_head_runs_whole_when_gradients_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training and tracing see the plain head; inference the banded one, with the same output."""
+    import swinir.models.network as network
+
+    calls: list[int] = []
+    real = network.in_row_bands
+    monkeypatch.setattr(network, "in_row_bands", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    model = SwinIR(upscale=4, img_size=16, window_size=8, depths=[1], embed_dim=8, num_heads=[2],
+                   mlp_ratio=1.0, upsampler="pixelshuffle")
+    x = torch.rand(1, 3, 136, 24)
+    trained = model(x)
+    assert calls == [] and trained.requires_grad
+    with torch.inference_mode():
+        inferred = model(x)
+    assert calls == [1]
+    assert float((inferred - trained.detach()).abs().max()) <= 1e-5 * float(trained.detach().abs().max())

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from swinir.models.bands import in_row_bands
+
 __all__ = [
     "SwinIR",
     "ResidualSwinBlock",
@@ -819,6 +821,26 @@ class SwinIR(nn.Module):
             x = layer(x, x_size, shifted)
         return tokens_to_image(self.norm(x), x_size)
 
+    # ---- reconstruction heads of classical (pixel shuffle) and real-world (nearest + conv) SR ----
+    def _pixelshuffle_head(self, x: Tensor) -> Tensor:
+        """``(N, embed_dim, H, W)`` -> ``(N, in_chans, H·s, W·s)``."""
+        return self.conv_last(self.upsample(self.conv_before_upsample(x)))
+
+    def _nearest_conv_head(self, x: Tensor) -> Tensor:
+        """``(N, embed_dim, H, W)`` -> ``(N, in_chans, H·s, W·s)``."""
+        x = self.conv_before_upsample(x)
+        x = self.lrelu(self.conv_up1(F.interpolate(x, scale_factor=2, mode="nearest")))
+        if self.upscale == 4:
+            x = self.lrelu(self.conv_up2(F.interpolate(x, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(x)))
+
+    def _reconstruct(self, x: Tensor, head: Callable[[Tensor], Tensor]) -> Tensor:
+        """The head over row bands when no gradient is needed (peak memory; see
+        :mod:`swinir.models.bands`), else in one piece (training, tracing)."""
+        if torch.is_grad_enabled() or self.traceable or torch.jit.is_tracing():
+            return head(x)
+        return in_row_bands(head, x, self.upscale)
+
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         if self.traceable:
@@ -831,7 +853,7 @@ class SwinIR(nn.Module):
         if self.upsampler == "pixelshuffle":
             x = self.conv_first(x)
             x = self.conv_after_body(self.forward_features(x)) + x
-            x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+            x = self._reconstruct(x, self._pixelshuffle_head)
         elif self.upsampler == "pixelshuffledirect":
             x = self.conv_first(x)
             x = self.conv_after_body(self.forward_features(x)) + x
@@ -839,11 +861,7 @@ class SwinIR(nn.Module):
         elif self.upsampler == "nearest+conv":
             x = self.conv_first(x)
             x = self.conv_after_body(self.forward_features(x)) + x
-            x = self.conv_before_upsample(x)
-            x = self.lrelu(self.conv_up1(F.interpolate(x, scale_factor=2, mode="nearest")))
-            if self.upscale == 4:
-                x = self.lrelu(self.conv_up2(F.interpolate(x, scale_factor=2, mode="nearest")))
-            x = self.conv_last(self.lrelu(self.conv_hr(x)))
+            x = self._reconstruct(x, self._nearest_conv_head)
         else:
             shallow = self.conv_first(x)
             x = x + self.conv_last(self.conv_after_body(self.forward_features(shallow)) + shallow)
