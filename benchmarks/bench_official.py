@@ -24,6 +24,7 @@ AVX-512, AVX512-BF16, AMX) and PyTorch's CPU capability are printed with the tab
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -116,7 +117,7 @@ def openvino_official(net: torch.nn.Module, x: torch.Tensor, threads: int) -> Ca
 
 
 def implementations(official: torch.nn.Module, ours: SwinIR, x: torch.Tensor, threads: int,
-                    with_openvino: bool) -> dict[str, Callable[[], object]]:
+                    with_openvino: bool, bf16: bool = False) -> dict[str, Callable[[], object]]:
     restorer = swinir.Restorer(ours, tile=0)
 
     def run_official() -> torch.Tensor:
@@ -133,6 +134,12 @@ def implementations(official: torch.nn.Module, ours: SwinIR, x: torch.Tensor, th
         impls["official-ov"] = lambda: infer(x)
     impls["ours-torch"] = run_torch
     impls["ours"] = lambda: restorer.restore_tensor(x)
+    if bf16:  # reduced precision: timed and compared, not held to the fp32 bar
+        for name, backend in (("ours-bf16", "torch"), ("ours-ov-bf16", "openvino")):
+            if backend == "openvino" and not with_openvino:
+                continue
+            low = swinir.Restorer(ours, tile=0, precision="bf16", backend=backend)
+            impls[name] = functools.partial(low.restore_tensor, x)
     return impls
 
 
@@ -145,7 +152,7 @@ def measure(impls: dict[str, Callable[[], object]], repeat: int) -> dict[str, Re
     peak = float(reference.abs().max())
     results = {}
     for name, fn in impls.items():  # warm-up (caches) and the accuracy check
-        if name == "ours":
+        if name in ("ours", "ours-ov-bf16"):
             fn()  # our OpenVINO backend compiles a shape statically from its second call on
         y = as_tensor(fn()).float()
         results[name] = Result([], float((y - reference).abs().max()) / max(peak, 1e-12))
@@ -164,6 +171,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-openvino", action="store_true")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time ours in bf16 (PyTorch autocast and OpenVINO; needs AVX512-BF16/AMX to be fast)")
     parser.add_argument("--markdown", default=None, help="also write the table (with the header lines) here")
     args = parser.parse_args()
 
@@ -176,7 +185,8 @@ def main() -> None:
     print("\n".join(header), flush=True)
     columns = ["model", "input", "official ms"] + (["official-ov ms"] if with_openvino else []) + [
         "ours-torch ms", "ours ms", "official/ours"] + (["official-ov/ours"] if with_openvino else []) + [
-        "official/ours-torch", "max rel diff (ours, ours-torch" + (", official-ov)" if with_openvino else ")")]
+        "official/ours-torch", "max rel diff (ours, ours-torch" + (", official-ov)" if with_openvino else ")")] + (
+        ["bf16 (PyTorch)", "bf16 (OpenVINO)"][: 2 if with_openvino else 1] if args.bf16 else [])
     rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     print(rows[0], flush=True)
     failures = []
@@ -189,7 +199,7 @@ def main() -> None:
         ours.load_state_dict(official.state_dict(), strict=True)
         for size in (int(s) for s in args.sizes.split(",")):
             x = torch.rand(1, config.get("in_chans", 3), size, size, generator=torch.Generator().manual_seed(size))
-            res = measure(implementations(official, ours, x, args.threads, with_openvino), args.repeat)
+            res = measure(implementations(official, ours, x, args.threads, with_openvino, args.bf16), args.repeat)
             ms = {name: r.median * 1e3 for name, r in res.items()}
             cells = [label, f"{size}x{size}", f"{ms['official']:.0f}"]
             cells += [f"{ms['official-ov']:.0f}"] if with_openvino else []
@@ -199,7 +209,10 @@ def main() -> None:
             diffs = [res["ours"].rel_diff, res["ours-torch"].rel_diff] + (
                 [res["official-ov"].rel_diff] if with_openvino else [])
             cells.append(", ".join(f"{d:.1e}" for d in diffs))
-            failures += [f"{label} {size}: {n} differs by {r.rel_diff:.1e}" for n, r in res.items() if r.rel_diff > TOLERANCE]
+            for name in (n for n in res if n.endswith("bf16")):
+                cells.append(f"{name}: {ms[name]:.0f} ms, {ms['official'] / ms[name]:.2f}x, diff {res[name].rel_diff:.1e}")
+            failures += [f"{label} {size}: {n} differs by {r.rel_diff:.1e}" for n, r in res.items()
+                         if r.rel_diff > TOLERANCE and not n.endswith("bf16")]
             rows.append("| " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
     for line in failures:

@@ -17,6 +17,7 @@ test sets, against the task's baseline, and the one-line result goes into the me
 * classical SR: Set5 at the model's scale, PSNR-Y, against bicubic;
 * colour denoising: McMaster at sigma 15/25/50 (its own sigma for a per-level model), against the noisy input;
 * colour JPEG: McMaster at quality 10/20/30/40 (its own quality for a per-level model), against the JPEG input;
+* gray denoising and JPEG: the same on Set12 and classic5;
 * real-world SR: :data:`HELDOUT` (McMaster, never trained on) degraded once by the BSRGAN model with
   fixed seeds (:func:`make_heldout`), PSNR-Y against bicubic upscaling and the bundled classical model.
 """
@@ -30,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,6 +75,15 @@ def _mean(method: Method, folder: Path, protocol: Protocol, metric: str, lq_dir:
     return evaluate_dataset(method, folder, protocol, lq_dir=lq_dir).mean()[metric]
 
 
+#: level tasks: (test set, degradation, baseline input); the paper's sets (classic5 is gray)
+LEVEL_SETS = {
+    "color_dn": ("McMaster", "noise", "noisy"),
+    "gray_dn": ("Set12", "noise", "noisy"),
+    "color_jpeg": ("McMaster", "jpeg", "jpeg"),
+    "gray_jpeg": ("classic5", "jpeg", "jpeg"),
+}
+
+
 def measure(model: torch.nn.Module, task: str, noise: int | None, jpeg: int | None) -> tuple[str, dict]:
     """The one-line result and the numbers behind it."""
     ours = ModelMethod(model, name="bundled", padding="paper")
@@ -81,18 +92,17 @@ def measure(model: torch.nn.Module, task: str, noise: int | None, jpeg: int | No
         p = Protocol(task, scale=ours.scale)
         a, b = _mean(ours, data / "Set5", p, "psnr_y"), _mean(BicubicMethod(), data / "Set5", p, "psnr_y")
         return f"Set5 x{p.scale} Y: {a:.2f} dB (bicubic {b:.2f})", {"set5_psnr_y": a, "bicubic": b}
-    if task == "color_dn":
-        levels = (noise,) if noise is not None else DN_SIGMAS
-        pairs = [(_mean(ours, data / "McMaster", Protocol(task, noise=s), "psnr"),
-                  _mean(InputMethod("noisy"), data / "McMaster", Protocol(task, noise=s), "psnr")) for s in levels]
-        return (f"McMaster sigma {'/'.join(map(str, levels))}: {'/'.join(f'{a:.2f}' for a, _ in pairs)} dB "
-                f"(noisy {'/'.join(f'{b:.2f}' for _, b in pairs)})"), {str(s): pr for s, pr in zip(levels, pairs)}
-    if task == "color_jpeg":
-        levels = (jpeg,) if jpeg is not None else JPEG_QUALITIES
-        pairs = [(_mean(ours, data / "McMaster", Protocol(task, jpeg=q), "psnr"),
-                  _mean(InputMethod("jpeg"), data / "McMaster", Protocol(task, jpeg=q), "psnr")) for q in levels]
-        return (f"McMaster q {'/'.join(map(str, levels))}: {'/'.join(f'{a:.2f}' for a, _ in pairs)} dB "
-                f"(JPEG {'/'.join(f'{b:.2f}' for _, b in pairs)})"), {str(q): pr for q, pr in zip(levels, pairs)}
+    if task in LEVEL_SETS:
+        dataset, kind, baseline = LEVEL_SETS[task]
+        fixed = noise if kind == "noise" else jpeg
+        levels = (fixed,) if fixed is not None else (DN_SIGMAS if kind == "noise" else JPEG_QUALITIES)
+        pairs = [(_mean(ours, data / dataset, Protocol(task, **{kind: level}), "psnr"),
+                  _mean(InputMethod(baseline), data / dataset, Protocol(task, **{kind: level}), "psnr"))
+                 for level in levels]
+        label, shown = ("sigma", "noisy") if kind == "noise" else ("q", "JPEG")
+        line = (f"{dataset} {label} {'/'.join(map(str, levels))}: {'/'.join(f'{a:.2f}' for a, _ in pairs)} dB "
+                f"({shown} {'/'.join(f'{b:.2f}' for _, b in pairs)})")
+        return line, {str(v): pr for v, pr in zip(levels, pairs)}
     if task == "real_sr":
         from swinir.models import zoo
 
@@ -106,6 +116,15 @@ def measure(model: torch.nn.Module, task: str, noise: int | None, jpeg: int | No
     raise SystemExit(f"bundle_model: no measurement defined for task {task}")
 
 
+def training_data(run: Path) -> str:
+    """The training folders' names from the run's config (``BSD400`` when there is none)."""
+    config = run / "config.yaml"
+    if not config.is_file():
+        return "BSD400"
+    folders = (yaml.safe_load(config.read_text()).get("data") or {}).get("train") or []
+    return "+".join(Path(f).name for f in ([folders] if isinstance(folders, str) else folders)) or "BSD400"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a training run, or a bundled .safetensors file to measure again")
@@ -114,6 +133,8 @@ def main() -> None:
     parser.add_argument("--jpeg", type=int, default=None, help="the one quality of a per-level JPEG model")
     parser.add_argument("--levels", default=None, help='blind models: the trained range, e.g. "sigma 0-55"')
     parser.add_argument("--name", default=None, help="output name (default: the run folder's name)")
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "swinir" / "assets",
+                        help="where the .safetensors goes (default: the package's bundled models)")
     parser.add_argument("--weights", choices=("ema", "model"), default="ema",
                         help="the EMA weights (default) or the trained weights themselves: in a run shorter than the "
                              "EMA's horizon the EMA still holds part of the initial weights (e.g. a new random head)")
@@ -127,9 +148,9 @@ def main() -> None:
         model, name = load_model(state), args.name or args.run_dir.name
     result, numbers = measure(model, args.task, args.noise, args.jpeg)
     facts = {"task": args.task, "noise": args.noise, "jpeg": args.jpeg, "levels": args.levels,
-             "training_data": "BSD400", "variant": "bundled", "result": result,
+             "training_data": training_data(args.run_dir), "variant": "bundled", "result": result,
              "description": f"trained with configs/bundled from {args.run_dir.name}"}
-    path = save_model(model, ROOT / "swinir" / "assets" / f"{name}.safetensors", extra_metadata=facts)
+    path = save_model(model, args.output_dir / f"{name}.safetensors", extra_metadata=facts)
     size = path.stat().st_size
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"file": str(path), "bytes": size, "params": params, "result": result, "numbers": numbers}))
