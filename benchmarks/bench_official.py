@@ -45,6 +45,7 @@ from bench_inference import machine as base_machine  # noqa: E402
 import swinir  # noqa: E402
 from swinir.core.device import cpu_features as detected_cpu_features  # noqa: E402
 from swinir.models.network import SwinIR  # noqa: E402
+from swinir.models.openvino_backend import shared_core  # noqa: E402
 
 SHARED = Path(os.environ.get("SWINIR_SHARED", HERE.parent.parent / "shared"))
 CASES = {
@@ -110,7 +111,7 @@ def openvino_official(net: torch.nn.Module, x: torch.Tensor, threads: int) -> Ca
 
     with torch.no_grad():
         converted = ov.convert_model(net, example_input=x)
-    compiled = ov.Core().compile_model(converted, "CPU", {
+    compiled = shared_core().compile_model(converted, "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
     return lambda t: request.infer({0: t.numpy()})[0]

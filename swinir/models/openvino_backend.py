@@ -20,6 +20,16 @@ Conversion (tracing + ``openvino.convert_model``) costs seconds to tens of secon
 converted IR is kept in ``cache_dir()/openvino`` keyed by a hash of the weights, the
 configuration and the library versions; later processes read it back in well under a second.
 
+One ``openvino.Core`` serves the whole process (:func:`shared_core`), never one per model: the
+CPU plugin that each Core loads installs its own alternate signal stack (``sigaltstack``) on the
+thread that first compiles, remembering the previous one, and puts that previous one back when
+the Core is destroyed.  Two Cores destroyed in creation order (not last-in-first-out) left the
+thread's alternate signal stack pointing at the first Core's freed stack; the next Python signal
+handler run there (Python installs them with ``SA_ONSTACK``: the DataLoader's SIGCHLD handler when
+a training worker exits, the trainer's SIGTERM handler) crashed the interpreter with SIGSEGV or
+wrote its signal frame over whatever memory had been mapped there since
+(``tests/test_openvino_signals.py``).
+
 Precision: ``fp32`` compiles with ``INFERENCE_PRECISION_HINT=f32`` — OpenVINO would otherwise
 choose bf16 on CPUs with AMX / AVX512-BF16, which is not exact.  ``bf16`` is offered only when the
 CPU computes bf16 natively (:func:`swinir.core.device.cpu_supports_bf16`).
@@ -52,7 +62,7 @@ from swinir.models.descriptor import describe
 from swinir.models.network import SwinIR
 from swinir.models.onnx_runtime import OnnxModel
 
-__all__ = ["OpenVinoModel", "openvino_available", "openvino_precisions"]
+__all__ = ["OpenVinoModel", "openvino_available", "openvino_precisions", "shared_core"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +91,20 @@ def openvino_available() -> bool:
 def openvino_precisions() -> tuple[str, ...]:
     """Precisions the OpenVINO backend runs here: fp32 always, bf16 where the CPU has it natively."""
     return ("fp32", "bf16") if cpu_supports_bf16() else ("fp32",)
+
+
+_CORE_LOCK = threading.Lock()
+_CORE: Any = None
+
+
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``, created on first use and kept until exit (see the
+    module docstring: a Core per model corrupted the thread's alternate signal stack)."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            _CORE = _ov().Core()
+        return _CORE
 
 
 def ov_shape(shape: tuple[int, ...]) -> Any:
@@ -128,7 +152,7 @@ def convert_swinir(model: SwinIR, *, use_cache: bool = True) -> Any:
     xml = folder / f"{key}.xml" if folder is not None else None
     if xml is not None and xml.exists() and xml.with_suffix(".bin").exists():
         try:
-            return ov.Core().read_model(str(xml))
+            return shared_core().read_model(str(xml))
         except Exception as exc:
             log.warning("rebuilding the OpenVINO cache entry %s: %s", xml.name, " ".join(str(exc).split()))
     with torch.inference_mode(False):  # a caller's inference mode would make the copy untraceable
@@ -191,7 +215,7 @@ class OpenVinoModel:
         self.swinir_descriptor = self.descriptor
         self.precision = precision
         self.threads = int(threads or torch.get_num_threads())
-        self._core = ov.Core()
+        self._core = shared_core()
         self._config = {"INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY",
                         "INFERENCE_PRECISION_HINT": _HINTS[precision]}
         self._dynamic: Any = None
