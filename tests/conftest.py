@@ -6,6 +6,7 @@ run can never pass by silently skipping the reference checks.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ def require_shared(*parts: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_openvino() -> None:
+    """Skip without openvino locally; fail under CI (``make test`` installs it)."""
+    if importlib.util.find_spec("openvino") is None:
+        message = "openvino is not installed (pip install openvino)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@ per-shape compiled cache, IR cache on disk) and ONNX Runtime; ``backend="auto"``
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import require_openvino
 
 from swinir.core.errors import ArgumentError
 from swinir.inference.restorer import Restorer
@@ -17,15 +17,6 @@ from swinir.models.network import SwinIR
 
 torch.set_num_threads(1)
 EXACT = 1e-5  # relative to the output's peak: the bar of benchmarks/bench_official.py
-
-
-def require_openvino() -> None:
-    """Skip without openvino locally; fail under CI (``make test`` installs it)."""
-    if importlib.util.find_spec("openvino") is None:
-        message = "openvino is not installed (pip install openvino)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)
