@@ -3,6 +3,7 @@ per-shape compiled cache, IR cache on disk) and ONNX Runtime; ``backend="auto"``
 from __future__ import annotations
 
 import importlib.util
+import platform
 
 import numpy as np
 import pytest
@@ -12,11 +13,14 @@ from conftest import require_openvino
 
 from swinir.core.errors import ArgumentError
 from swinir.inference.restorer import Restorer
+from swinir.models import backends
 from swinir.models.backends import BACKENDS, choose_backend
 from swinir.models.network import SwinIR
 
 torch.set_num_threads(1)
 EXACT = 1e-5  # relative to the output's peak: the bar of benchmarks/bench_official.py
+#: where backend="auto" runs our network on OpenVINO (x86-64 CPUs)
+ON_X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 
 @pytest.fixture(autouse=True)
@@ -53,15 +57,23 @@ def test_openvino_matches_torch_at_any_size(upsampler: str, in_chans: int) -> No
     assert sorted(s[2:] for s in restorer.model._static) == [(8, 24), (12, 12), (12, 16)]
 
 
-def test_auto_runs_each_model_on_its_own_runtime() -> None:
-    """OpenVINO is opt-in (see swinir/models/backends.py): auto keeps PyTorch models on PyTorch."""
+def test_auto_picks_openvino_for_exact_fp32_on_x86_cpus_and_torch_elsewhere(monkeypatch) -> None:
     require_openvino()
     model = tiny()
     cpu = torch.device("cpu")
-    assert choose_backend(model, "auto", cpu, "fp32") == "torch"
-    assert choose_backend(model, "openvino", cpu, "fp32") == "openvino"
+    assert choose_backend(model, "auto", cpu, "fp32") == ("openvino" if ON_X86 else "torch")
+    assert choose_backend(model, "auto", cpu, "bf16") == "torch"  # not exact
+    assert choose_backend(model, "auto", cpu, "fp16") == "torch"
     assert choose_backend(model, "auto", cpu, "fp32", compile=True) == "torch"
+    assert choose_backend(model, "auto", cpu, "fp32", channels_last=True) == "torch"
     assert choose_backend(model, "auto", torch.device("meta"), "fp32") == "torch"
+    assert choose_backend(model.train(), "auto", cpu, "fp32") == "torch"  # weights about to change
+    model.eval()
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert choose_backend(model, "auto", cpu, "fp32") == "torch"
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(backends, "openvino_available", lambda: False)
+    assert choose_backend(model, "auto", cpu, "fp32") == "torch"
 
 
 def test_restore_tensor_with_default_backend_inside_inference_mode() -> None:
@@ -73,7 +85,7 @@ def test_restore_tensor_with_default_backend_inside_inference_mode() -> None:
         with torch.inference_mode():
             restorer = Restorer(model, tile=8, tile_overlap=4, backend=backend)
             got = restorer.restore_tensor(x)
-        assert restorer.backend == ("torch" if backend == "auto" else "openvino")
+        assert restorer.backend == ("openvino" if ON_X86 or backend == "openvino" else "torch")
         assert close(got, tiled) < EXACT
     with torch.no_grad():
         assert close(Restorer(model, tile=0).restore_tensor(x), reference(model, x)) < EXACT
@@ -165,7 +177,7 @@ def test_cli_restore_with_each_backend(tmp_path) -> None:
         assert result.exit_code == 0, result.output
         outputs[backend] = read_image(tmp_path / backend / "a.png").pixels.astype(int)
     assert np.abs(outputs["openvino"] - outputs["torch"]).max() <= 1
-    assert np.array_equal(outputs["torch"], outputs["auto"])
+    assert np.array_equal(outputs["openvino"], outputs["auto"])
     bad = CliRunner().invoke(cli, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "--model",
                                    str(tmp_path / "m.safetensors"), "--backend", "onnxruntime"])
     assert bad.exit_code != 0 and "--backend onnxruntime runs exported .onnx files" in bad.output

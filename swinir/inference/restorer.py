@@ -109,9 +109,9 @@ class Restorer:
         channels_last: keep the convolutions' tensors in channels-last memory format.
         oom_retries: how many times an image is redone with half the tile size after running out
             of memory.
-        backend: ``auto`` (the model's own runtime: PyTorch, or ONNX Runtime for ``.onnx`` files;
-            see :mod:`swinir.models.backends` for why OpenVINO is opt-in), ``torch``,
-            ``openvino`` (faster on CPUs) or ``onnxruntime``.
+        backend: ``auto`` (the fastest exact runtime: OpenVINO for our network in fp32 on x86-64
+            CPUs when installed, else PyTorch; ONNX Runtime for ``.onnx`` files; see
+            :mod:`swinir.models.backends`), ``torch``, ``openvino`` or ``onnxruntime``.
     """
 
     def __init__(

@@ -4,11 +4,13 @@
 ``--backend``) picks the fastest *exact* backend for the device, from the measurements in
 ``benchmarks/bench_official.py`` (``benchmarks/RESULTS.md``):
 
-* a PyTorch network runs on **PyTorch** (CPU, CUDA, MPS).  OpenVINO ran our network 1.2-1.6x
-  faster on this CPU (``benchmarks/bench_official.py``, RESULTS.md) with outputs within 1e-6, but
-  the full test suite, run in one process with OpenVINO as the default, crashed the interpreter
-  (SIGSEGV in the eval loop, after ~250 tests that had used OpenVINO) and ran cleanly with PyTorch
-  as the default; until that is understood, OpenVINO is opt-in (``backend="openvino"``);
+* our PyTorch network (:class:`~swinir.models.network.SwinIR`) on an **x86-64 CPU** in **fp32**
+  runs on **OpenVINO** when ``openvino`` imports: its fused graph ran 1.3-1.6x faster than our
+  PyTorch path on this CPU (``benchmarks/bench_official.py``, RESULTS.md), with outputs within
+  1e-5 of PyTorch's.  Not with ``compile`` or ``channels_last`` (PyTorch-only options), not for a
+  model in training mode (its weights are about to change; the converted graph would go stale),
+  not for bf16 / fp16 (not exact; ``backend="openvino"`` runs bf16 where the CPU has it natively);
+* any other PyTorch network, and every one on **CUDA / MPS**, runs on PyTorch;
 * an exported ``.onnx`` file (:class:`~swinir.models.onnx_runtime.OnnxModel`) runs on ONNX Runtime
   (OpenVINO can run it too, with ``backend="openvino"``).
 
@@ -17,6 +19,7 @@ An explicit backend that cannot run the model here is an :class:`ArgumentError` 
 """
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import torch
@@ -29,6 +32,8 @@ from swinir.models.openvino_backend import OpenVinoModel, openvino_available, op
 __all__ = ["BACKENDS", "check_backend", "choose_backend", "prepare_backend"]
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "openvino", "onnxruntime")
+#: ``platform.machine()`` names (lower case) of the CPUs where ``auto`` picks OpenVINO
+X86_64: frozenset[str] = frozenset({"x86_64", "amd64"})
 
 
 def check_backend(backend: str) -> str:
@@ -46,13 +51,20 @@ def _native(model: Any) -> str:
     return "torch"
 
 
+def _openvino_is_faster(model: Any, device: torch.device, precision: str, torch_only: bool) -> bool:
+    """True where ``auto`` runs a PyTorch network on OpenVINO (exact fp32 on x86-64 CPUs)."""
+    return (isinstance(model, SwinIR) and not model.training and device.type == "cpu" and precision == "fp32"
+            and not torch_only and platform.machine().lower() in X86_64 and openvino_available())
+
+
 def choose_backend(model: Any, backend: str, device: torch.device, precision: str, *,
                    compile: bool = False, channels_last: bool = False) -> str:
     """The backend that runs ``model`` on ``device`` for the request ``backend`` (see module doc)."""
     native = _native(check_backend(backend) and model)
     torch_only = compile or channels_last
-    if backend == "auto":  # the model's own runtime (see the module docstring for OpenVINO)
-        return native
+    if backend == "auto":
+        return "openvino" if native == "torch" and _openvino_is_faster(model, device, precision, torch_only) \
+            else native
     if backend == native:
         return backend
     if backend == "torch":
