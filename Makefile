@@ -33,18 +33,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The linters, then the whole suite minus the tests marked slow (a representative full-size subset stays in).
-# The OpenVINO tests run in a pytest process of their own: with OpenVINO's runtime loaded, a later
-# in-process training run (tests/test_gan.py, tests/test_train.py) crashed the interpreter with
-# SIGSEGV; in separate processes both pass. (Also why backend="auto" does not pick OpenVINO yet.)
-ISOLATED := tests/test_backends.py
-
 test: lint browser
-	$(PY) -m pytest -q -m "not slow" $(ISOLATED) $(PYTEST_ARGS)
-	$(PY) -m pytest -q -m "not slow" $(addprefix --ignore=,$(ISOLATED)) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-all: lint browser
-	$(PY) -m pytest -q $(ISOLATED) $(PYTEST_ARGS)
-	$(PY) -m pytest -q $(addprefix --ignore=,$(ISOLATED)) $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The fuzzing suite at 20 times the cases of `make test` (tests/test_fuzz.py; SWINIR_FUZZ_SEED
 # picks another corpus, SWINIR_FUZZ_SCALE another size).
