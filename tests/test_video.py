@@ -173,15 +173,15 @@ restore_video(sys.argv[1], sys.argv[2], Restorer(load_model(sys.argv[3]), tile=0
 """
 
 
-def test_resume_after_kill_gives_the_same_file(tmp_path: Path, restorer: Restorer) -> None:
+def test_resume_after_kill_gives_the_same_file(tmp_path: Path) -> None:
     """A process killed after its second segment; the rerun reuses both and gives the file an
     uninterrupted run gives (FFV1: x264 itself is not bit-reproducible run to run on this machine,
     even single-threaded, so byte equality is checked with a deterministic encoder)."""
     src = make_clip(tmp_path / "k.mkv", ClipSpec(frames=12, gop=3, audio=("libopus",), subtitles=True))
     weights = tmp_path / "tiny.safetensors"
-    save_model(restorer.model, weights)
+    save_model(tiny_model(2), weights)
     whole = tmp_path / "whole" / "k.mkv"
-    restore_video(src, whole, Restorer(restorer.model, tile=0), segment_frames=3, codec="ffv1")
+    restore_video(src, whole, Restorer(tiny_model(2), tile=0), segment_frames=3, codec="ffv1")
     dst = tmp_path / "resumed" / "k.mkv"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", RUN_AND_KILL, str(src), str(dst), str(weights), "1"], env=env,
@@ -190,7 +190,7 @@ def test_resume_after_kill_gives_the_same_file(tmp_path: Path, restorer: Restore
     assert not dst.exists()
     finished = sorted(p.name for p in parts_folder(dst).glob("segment-*.nut"))
     assert finished == ["segment-00000.nut", "segment-00001.nut"]
-    result = restore_video(src, dst, Restorer(restorer.model, tile=0), segment_frames=3, codec="ffv1")
+    result = restore_video(src, dst, Restorer(tiny_model(2), tile=0), segment_frames=3, codec="ffv1")
     assert (result.resumed_segments, result.segments, result.restored) == (2, 4, 6)
     assert dst.read_bytes() == whole.read_bytes()
     assert not parts_folder(dst).exists()
@@ -284,11 +284,11 @@ def run_cli(*args: object, capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     return code, err
 
 
-def test_cli_restores_videos_beside_images(tmp_path: Path, restorer: Restorer, capsys) -> None:
+def test_cli_restores_videos_beside_images(tmp_path: Path, capsys) -> None:
     """Videos found by content (a disguised name too) in the same batch as an image; the summary
     counts them; a rerun skips them; a corrupt video is one failure line and the rest goes on."""
     weights = tmp_path / "tiny.safetensors"
-    save_model(restorer.model, weights)
+    save_model(tiny_model(2), weights)
     inputs = tmp_path / "in"
     (inputs / "sub").mkdir(parents=True)
     make_clip(inputs / "sub" / "a.mkv", ClipSpec(frames=4, audio=("libopus",), subtitles=True))
@@ -320,9 +320,9 @@ def test_cli_restores_videos_beside_images(tmp_path: Path, restorer: Restorer, c
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["photo.png"]
 
 
-def test_cli_video_flags(tmp_path: Path, restorer: Restorer, capsys) -> None:
+def test_cli_video_flags(tmp_path: Path, capsys) -> None:
     weights = tmp_path / "tiny.safetensors"
-    save_model(restorer.model, weights)
+    save_model(tiny_model(2), weights)
     src = make_clip(tmp_path / "v.mp4", ClipSpec(frames=8, audio=("aac",)))
     code, err = run_cli("restore", src, "-o", tmp_path / "out", "--model", weights, "--video-format", "mkv",
                         "--video-codec", "h265", "--crf", 28, "--preset", "ultrafast", "--frames", "2:6",
