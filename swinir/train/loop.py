@@ -142,7 +142,9 @@ def validate(model: SwinIR, images: list[ValImage], protocol: Protocol, *,
     was_training = model.training
     totals: dict[str, float] = {}
     try:
-        method = ModelMethod(model, tile=0, padding="paper", device=device)
+        # PyTorch, not backend auto: the weights change between validations, so an OpenVINO
+        # conversion (seconds, plus an IR cache entry per validation) would never be reused
+        method = ModelMethod(model, tile=0, padding="paper", device=device, backend="torch")
         for item in images:
             scores = measure(method(item.lq, protocol), item.gt, protocol)
             for key, value in scores.items():
