@@ -16,6 +16,19 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The whole run caches models (OpenVINO conversions of test networks included) in a folder of
+    its own, not in the user's cache; tests that need a particular one still set ``SWINIR_HOME``."""
+    saved = os.environ.get("SWINIR_HOME")
+    os.environ["SWINIR_HOME"] = str(tmp_path_factory.mktemp("swinir-home"))
+    yield
+    if saved is None:
+        os.environ.pop("SWINIR_HOME", None)
+    else:
+        os.environ["SWINIR_HOME"] = saved
+
+
 def shared_root() -> Path:
     return Path(os.environ.get("SWINIR_SHARED", REPO_ROOT.parent / "shared")).resolve()
 
