@@ -523,7 +523,8 @@ def test_interrupt_while_loading_the_model(tmp_path: Path, monkeypatch: pytest.M
 
 def test_ctrl_c_in_a_real_process(tmp_path: Path, models: dict[str, Path]) -> None:
     """SIGINT while a batch runs: exit 130, finished outputs complete, no partial or temp files."""
-    for i in range(8):
+    count = 40  # enough work that the batch is still running when the signal arrives, on any backend
+    for i in range(count):
         save(tmp_path / "in" / f"{i}.png", rgb(160, 160, i))
     out = tmp_path / "out"
     env = dict(os.environ, SWINIR_HOME=str(tmp_path / "empty"), OMP_NUM_THREADS="1")
@@ -538,6 +539,6 @@ def test_ctrl_c_in_a_real_process(tmp_path: Path, models: dict[str, Path]) -> No
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     written = files_in(out)
-    assert 1 <= len(written) < 8 and no_temporaries(out)
+    assert 1 <= len(written) < count and no_temporaries(out)
     for name in written:
         assert read_image(out / name).pixels.shape == (320, 320, 3)
