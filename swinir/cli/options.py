@@ -131,8 +131,8 @@ def task_options(func: F) -> F:
 
 _BACKEND_OPTION = click.option(
     "--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
-    help="Runtime for the model: auto = the fastest exact one (OpenVINO for fp32 on x86-64 CPUs when "
-         "installed, else PyTorch; ONNX Runtime for .onnx files).")
+    help="Runtime for the model: auto = the fastest for the precision (OpenVINO for fp32, and for bf16 on "
+         "CPUs with native bf16, on x86-64 when installed; else PyTorch; ONNX Runtime for .onnx files).")
 
 
 def engine_options(*, padding: str) -> Callable[[F], F]:
