@@ -528,9 +528,15 @@ def test_ctrl_c_in_a_real_process(tmp_path: Path, models: dict[str, Path]) -> No
         save(tmp_path / "in" / f"{i}.png", rgb(160, 160, i))
     out = tmp_path / "out"
     env = dict(os.environ, SWINIR_HOME=str(tmp_path / "empty"), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "swinir", "restore", str(tmp_path / "in"), "-o", str(out),
-                             "--model", str(models["x2"]), "--tile", "16", "--tile-overlap", "8",
-                             "--threads", "1"], stderr=subprocess.PIPE, text=True, env=env)
+    # A run started in the background (`make test &`) inherits SIGINT ignored, and so would the child:
+    # catch it here while spawning, so the child starts with the default action, as in a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "swinir", "restore", str(tmp_path / "in"), "-o", str(out),
+                                 "--model", str(models["x2"]), "--tile", "16", "--tile-overlap", "8",
+                                 "--threads", "1"], stderr=subprocess.PIPE, text=True, env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out.is_dir() and any(out.glob("*.png"))):
         time.sleep(0.05)
