@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from swinir.core.errors import ArgumentError
+from swinir.models.bands import BANDED_UPSAMPLERS, band_rows
 from swinir.models.descriptor import ModelDescriptor
 
 __all__ = [
@@ -142,9 +143,11 @@ _PER_CHANNEL = 9.25
 _PER_LOGIT = 1.11
 #: ... and per feature of the reconstruction head at output resolution (64 features x scale²).
 _HEAD_FACTOR = {"pixelshuffle": 0.55, "nearest+conv": 0.62}
-#: Activations that autocast keeps in 16 bits shrink the per-pixel part (bf16 measured on CPU;
-#: fp16, slow on CPU and meant for GPUs, is taken to behave like bf16).
-_PRECISION_FACTOR = {"fp32": 1.0, "bf16": 0.9, "fp16": 0.9}
+#: Autocast keeps the linear layers' outputs in 16 bits (softmax and norms stay fp32), so the
+#: per-channel part shrinks and the logits do not (bf16 measured on CPU; fp16, slow on CPU and
+#: meant for GPUs, is taken to behave like bf16); the head's convolutions shrink a little.
+_CHANNEL_PRECISION = {"fp32": 1.0, "bf16": 0.8, "fp16": 0.8}
+_HEAD_PRECISION = {"fp32": 1.0, "bf16": 0.9, "fp16": 0.9}
 _MARGIN = 1.12  # safety margin on the per-pixel part
 _FIXED = 2 << 20
 
@@ -166,8 +169,14 @@ def estimate_memory(model: ModelDescriptor, height: int, width: int, batch: int 
     mlp = float(arguments.get("mlp_ratio", 2.0))
     ws, scale = model.window_size, model.scale
     upsampler = arguments.get("upsampler", "pixelshuffle" if scale > 1 else "")
-    per_pixel = (_PER_CHANNEL * dim * (1.0 + mlp) / 3.0 + _PER_LOGIT * heads * ws * ws
-                 + _HEAD_FACTOR.get(upsampler, 0.0) * 64 * scale * scale)
-    activations = per_pixel * 4 * _PRECISION_FACTOR.get(precision, 1.0) * height * width * batch * _MARGIN
+    body = (_PER_CHANNEL * dim * (1.0 + mlp) / 3.0 * _CHANNEL_PRECISION.get(precision, 1.0)
+            + _PER_LOGIT * heads * ws * ws) * height * width
+    head = _HEAD_FACTOR.get(upsampler, 0.0) * 64 * scale * scale * _HEAD_PRECISION.get(precision, 1.0) * width
+    if upsampler in BANDED_UPSAMPLERS and height > band_rows(height):
+        # the head runs over row bands after the body has finished: the peak is the larger phase
+        per_image = max(body, head * band_rows(height) + dim * height * width)
+    else:
+        per_image = body + head * height
+    activations = per_image * 4 * batch * _MARGIN
     bias_cache = blocks * heads * ws**4 * 4  # the gathered relative-position bias of every block
     return int(activations) + bias_cache + _FIXED

@@ -24,6 +24,16 @@ BAND_ROWS = 64
 HEAD_HALO = 4
 
 
+#: the upsamplers whose heads :class:`~swinir.models.network.SwinIR` runs over row bands
+BANDED_UPSAMPLERS = ("pixelshuffle", "nearest+conv")
+
+
+def band_rows(height: int, *, rows: int = BAND_ROWS, halo: int = HEAD_HALO) -> int:
+    """Input rows the head sees at once for an input ``height`` rows high (all of them when one
+    band covers it)."""
+    return height if height <= rows + halo else min(height, rows + 2 * halo)
+
+
 def in_row_bands(head: Callable[[Tensor], Tensor], x: Tensor, scale: int, *, rows: int = BAND_ROWS,
                  halo: int = HEAD_HALO) -> Tensor:
     """``head(x)`` for ``x`` ``(N, C, H, W)`` -> ``(N, C', H·scale, W·scale)``, computed band by band.
@@ -31,7 +41,7 @@ def in_row_bands(head: Callable[[Tensor], Tensor], x: Tensor, scale: int, *, row
     A single band (``H <= rows + halo``) is just ``head(x)``.
     """
     height = x.shape[-2]
-    if height <= rows + halo:
+    if band_rows(height, rows=rows, halo=halo) == height:
         return head(x)
     out: Tensor | None = None
     for y0 in range(0, height, rows):
