@@ -38,7 +38,7 @@ def in_row_bands(head: Callable[[Tensor], Tensor], x: Tensor, scale: int, *, row
                  halo: int = HEAD_HALO) -> Tensor:
     """``head(x)`` for ``x`` ``(N, C, H, W)`` -> ``(N, C', H·scale, W·scale)``, computed band by band.
 
-    A single band (``H <= rows + halo``) is just ``head(x)``.
+    When one band with its halo covers every row (``H <= rows + 2·halo``) this is just ``head(x)``.
     """
     height = x.shape[-2]
     if band_rows(height, rows=rows, halo=halo) == height:
