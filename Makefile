@@ -70,15 +70,15 @@ train-bundled: $(STAMP)
 	$(call bundle,color_dn_blind,bundled_colorDN_blind,--task color_dn --levels "sigma 0-55")
 	$(call bundle,color_jpeg_blind,bundled_colorCAR_blind,--task color_jpeg --levels "quality 10-90")
 	$(call bundle,real_sr_x4,bundled_realSR_x4,--task real_sr)
-	$(PY) tools/gray_from_color.py swinir/assets/bundled_colorDN_blind.safetensors runs/bundled_colorDN_blind_gray.safetensors --task gray_dn
-	$(PY) tools/gray_from_color.py swinir/assets/bundled_colorCAR_blind.safetensors runs/bundled_colorCAR_blind_gray.safetensors --task gray_jpeg
+	$(PY) tools/gray_from_color.py swinir/assets/bundled_colorDN_blind.safetensors configs/init/bundled_colorDN_blind_gray.safetensors --task gray_dn
+	$(PY) tools/gray_from_color.py swinir/assets/bundled_colorCAR_blind.safetensors configs/init/bundled_colorCAR_blind_gray.safetensors --task gray_jpeg
 	$(call bundle,gray_dn_blind,bundled_grayDN_blind,--task gray_dn --levels "sigma 0-55")
 	$(call bundle,gray_jpeg_blind,bundled_grayCAR_blind,--task gray_jpeg --levels "quality 10-90")
 	$(PY) tools/realsr_figure.py -o docs/bundled/realSR_x4_RealSRSet.png
 
 # The four per-level gray JPEG models that benchmarks/bench_blend.py blends (issue #18; not shipped).
 train-levels: $(STAMP)
-	$(PY) tools/gray_from_color.py swinir/assets/bundled_colorCAR_blind.safetensors runs/bundled_colorCAR_blind_gray.safetensors --task gray_jpeg
+	$(PY) tools/gray_from_color.py swinir/assets/bundled_colorCAR_blind.safetensors configs/init/bundled_colorCAR_blind_gray.safetensors --task gray_jpeg
 	for q in 10 20 30 40; do \
 	  $(PY) -m swinir train configs/levels/gray_jpeg_q$$q.yaml && \
 	  $(PY) tools/bundle_model.py runs/levels_grayCAR_q$$q --task gray_jpeg --jpeg $$q --output-dir benchmarks/models || exit 1; \
