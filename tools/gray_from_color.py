@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from swinir import SwinIR, load_model, save_model  # noqa: E402
+from swinir.core.errors import SwinIRError  # noqa: E402
 from swinir.models.descriptor import describe  # noqa: E402
 
 
@@ -45,7 +46,10 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--task", required=True, choices=["gray_dn", "gray_jpeg"])
     args = parser.parse_args()
-    color = load_model(args.color)
+    try:
+        color = load_model(args.color)
+    except SwinIRError as exc:
+        raise SystemExit(f"error: {exc}") from None
     descriptor = describe(color)
     if descriptor.in_chans != 3 or descriptor.scale != 1:
         raise SystemExit(f"{args.color}: needs a colour same-size model (got {descriptor.in_chans} channels, "
