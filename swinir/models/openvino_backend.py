@@ -10,7 +10,8 @@ padding, the shifted-window mask and gather indices and the final crop are compu
 input's symbolic size, see :mod:`swinir.models.onnx_export`; the fused attention runs as one
 4-D call with the shift mask repeated per image), so the converted model has dynamic height and
 width (batch 1: OpenVINO's CPU plugin failed on a dynamic-batch attention, so a batch runs image
-by image).
+by image).  The copy that is traced has its attention scale folded into the query projections
+(:mod:`swinir.models.folding`; 3.5 % faster, exact to rounding).
 A shape seen for the first time runs on the dynamic compiled model; from its second call on it runs
 on a model compiled for that static shape (OpenVINO then folds the size-derived tensors into
 constants, measurably faster), kept in a small per-shape cache — tiles and video frames repeat
@@ -59,6 +60,7 @@ from swinir.core.errors import ArgumentError, SwinIRError
 from swinir.core.files import atomic_path
 from swinir.models.cache import cache_dir
 from swinir.models.descriptor import describe
+from swinir.models.folding import fold_attention_scale
 from swinir.models.network import SwinIR
 from swinir.models.onnx_runtime import OnnxModel
 
@@ -127,7 +129,7 @@ def _fingerprint(model: SwinIR) -> str:
     ov = _ov()
     digest = hashlib.sha256()
     digest.update(json.dumps(model.config, sort_keys=True).encode())
-    digest.update(f"torch {torch.__version__} openvino {ov.__version__} v3".encode())
+    digest.update(f"torch {torch.__version__} openvino {ov.__version__} v4".encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -156,7 +158,7 @@ def convert_swinir(model: SwinIR, *, use_cache: bool = True) -> Any:
         except Exception as exc:
             log.warning("rebuilding the OpenVINO cache entry %s: %s", xml.name, " ".join(str(exc).split()))
     with torch.inference_mode(False):  # a caller's inference mode would make the copy untraceable
-        work = copy.deepcopy(model).cpu().float().eval()
+        work = fold_attention_scale(copy.deepcopy(model).cpu().float().eval())
     cin, m = describe(work).in_chans, work.pad_multiple
     sample = torch.rand(1, cin, 2 * m, 2 * m + m // 2 + 1, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode(False), _traceable(work), torch.no_grad(), warnings.catch_warnings():
