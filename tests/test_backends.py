@@ -65,9 +65,9 @@ def test_auto_picks_openvino_for_fp32_and_native_bf16_on_x86_cpus_and_torch_else
     assert choose_backend(model, "auto", cpu, "fp32") == ("openvino" if ON_X86 else "torch")
     native_bf16 = ON_X86 and "bf16" in openvino_precisions()  # measured 3.3x faster than PyTorch's bf16
     assert choose_backend(model, "auto", cpu, "bf16") == ("openvino" if native_bf16 else "torch")
-    monkeypatch.setattr(backends, "openvino_precisions", lambda: ("fp32",))
-    assert choose_backend(model, "auto", cpu, "bf16") == "torch"  # no native bf16: PyTorch's autocast
-    monkeypatch.setattr(backends, "openvino_precisions", openvino_precisions)
+    with monkeypatch.context() as patched:
+        patched.setattr(backends, "openvino_precisions", lambda: ("fp32",))
+        assert choose_backend(model, "auto", cpu, "bf16") == "torch"  # no native bf16: PyTorch's autocast
     assert choose_backend(model, "auto", cpu, "fp16") == "torch"
     assert choose_backend(model, "auto", cpu, "fp32", compile=True) == "torch"
     assert choose_backend(model, "auto", cpu, "fp32", channels_last=True) == "torch"

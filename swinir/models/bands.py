@@ -31,7 +31,7 @@ BANDED_UPSAMPLERS = ("pixelshuffle", "nearest+conv")
 def band_rows(height: int, *, rows: int = BAND_ROWS, halo: int = HEAD_HALO) -> int:
     """Input rows the head sees at once for an input ``height`` rows high (all of them when one
     band covers it)."""
-    return height if height <= rows + halo else min(height, rows + 2 * halo)
+    return min(height, rows + 2 * halo)
 
 
 def in_row_bands(head: Callable[[Tensor], Tensor], x: Tensor, scale: int, *, rows: int = BAND_ROWS,
