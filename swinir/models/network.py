@@ -22,7 +22,6 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -31,6 +30,16 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from swinir.models.bands import in_row_bands
+from swinir.models.windows import (
+    ShiftedWindows,
+    Size,
+    pad_to_multiple,
+    pad_to_multiple_traceable,
+    relative_position_index,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+)
 
 __all__ = [
     "SwinIR",
@@ -59,162 +68,6 @@ NUM_FEAT = 64  # width of the reconstruction heads in the official models
 # --------------------------------------------------------------------------------------------
 # Tensor plumbing (pure functions)
 # --------------------------------------------------------------------------------------------
-def window_partition(x: Tensor, window_size: int) -> Tensor:
-    """Split ``(B, H, W, C)`` into non-overlapping windows ``(B * nW, ws * ws, C)``.
-
-    Windows are ordered row-major over the window grid, batch-major over the batch.
-    """
-    b, h, w, c = x.shape
-    ws = window_size
-    x = x.view(b, h // ws, ws, w // ws, ws, c).transpose(2, 3)
-    return x.reshape(-1, ws * ws, c)
-
-
-def window_reverse(windows: Tensor, window_size: int, height: int, width: int) -> Tensor:
-    """Inverse of :func:`window_partition`: ``(B * nW, ws * ws, C)`` → ``(B, H, W, C)``."""
-    ws = window_size
-    c = windows.shape[-1]
-    x = windows.view(-1, height // ws, width // ws, ws, ws, c).transpose(2, 3)
-    return x.reshape(-1, height, width, c)
-
-
-def relative_position_index(window_size: int) -> Tensor:
-    """Index into the ``(2ws-1)²`` bias table for every (query, key) pair: ``(ws², ws²)`` long.
-
-    Entry ``[i, j]`` encodes the offset ``(dy, dx)`` from token ``j`` to token ``i`` of a window as
-    ``(dy + ws - 1) * (2ws - 1) + (dx + ws - 1)``.
-    """
-    ws = window_size
-    ys, xs = torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
-    coords = torch.stack((ys.flatten(), xs.flatten()))  # (2, N)
-    rel = coords[:, :, None] - coords[:, None, :] + (ws - 1)  # (2, N, N), offsets in [0, 2ws-2]
-    return rel[0] * (2 * ws - 1) + rel[1]
-
-
-def shifted_window_mask(height: int, width: int, window_size: int, shift: int) -> Tensor:
-    """Additive attention mask for shifted windows: ``(nW, ws², ws²)`` with 0 or -100.
-
-    After a cyclic shift by ``-shift``, windows on the bottom and right edges hold pixels from
-    distant image regions; tokens from different regions must not attend to each other.
-    """
-    ws = window_size
-    region = torch.zeros(1, height, width, 1)
-    bounds = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
-    label = 0
-    for hs in bounds:
-        for wsl in bounds:
-            region[:, hs, wsl, :] = label
-            label += 1
-    region_windows = window_partition(region, ws).squeeze(-1)  # (nW, N)
-    different = region_windows.unsqueeze(1) != region_windows.unsqueeze(2)
-    return torch.zeros(different.shape).masked_fill_(different, -100.0)
-
-
-@dataclass(frozen=True)
-class ShiftedWindows:
-    """Everything a shifted-window layer needs for one feature-map size, computed once.
-
-    ``order[j]`` is the token (row-major index into H·W) that lands in slot ``j`` after the cyclic
-    shift by ``-shift`` and the window partition, so one gather replaces ``roll`` + partition;
-    ``inverse`` undoes both in one gather.  ``mask`` is :func:`shifted_window_mask`.
-    """
-
-    window_size: int
-    shift: int
-    mask: Tensor  # (nW, N, N)
-    order: Tensor  # (H*W,) long
-    inverse: Tensor  # (H*W,) long
-
-    @classmethod
-    def build(cls, x_size: tuple[int, int], window_size: int, shift: int, device: torch.device,
-              dtype: torch.dtype) -> ShiftedWindows:
-        h, w = x_size
-        tokens = torch.arange(h * w).view(1, h, w, 1)
-        rolled = torch.roll(tokens, shifts=(-shift, -shift), dims=(1, 2))
-        order = window_partition(rolled, window_size).reshape(-1)
-        mask = shifted_window_mask(h, w, window_size, shift)
-        return cls(window_size, shift, mask.to(device=device, dtype=dtype), order.to(device), torch.argsort(order).to(device))
-
-    @classmethod
-    def build_traceable(cls, x_size: tuple, window_size: int, shift: int, device: torch.device,
-                        dtype: torch.dtype) -> ShiftedWindows:
-        """:meth:`build` with tensor operations only, for export (ONNX) with symbolic sizes.
-
-        ``x_size`` may hold traced sizes (0-d tensors while tracing, or SymInts): nothing is
-        computed in Python from them, so the exported graph derives the shift mask and the gather
-        indices from the actual input size.  Gives exactly the tensors of :meth:`build`.
-        """
-        h, w = x_size
-        ws = window_size
-        rows = torch.arange(h, device=device)
-        cols = torch.arange(w, device=device)
-        tokens = (rows[:, None] * w + cols[None, :]).view(1, h, w, 1)
-        order = window_partition(torch.roll(tokens, shifts=(-shift, -shift), dims=(1, 2)), ws).reshape(-1)
-        slots = window_reverse(torch.arange(h * w, device=device).view(-1, ws * ws, 1), ws, h, w)
-        inverse = torch.roll(slots, shifts=(shift, shift), dims=(1, 2)).reshape(-1)
-        # region labels of shifted_window_mask: 0 / 1 / 2 for rows < h-ws, < h-shift, the rest
-        ry = (rows >= h - ws).long() + (rows >= h - shift).long()
-        rx = (cols >= w - ws).long() + (cols >= w - shift).long()
-        region = window_partition((ry[:, None] * 3 + rx[None, :]).view(1, h, w, 1), ws).squeeze(-1)
-        different = region.unsqueeze(1) != region.unsqueeze(2)
-        mask = torch.where(different, torch.tensor(-100.0, dtype=dtype, device=device),
-                           torch.tensor(0.0, dtype=dtype, device=device))
-        return cls(ws, shift, mask, order, inverse)
-
-    def partition(self, x: Tensor) -> Tensor:
-        """Tokens ``(B, H*W, C)`` → shifted windows ``(B * nW, N, C)``."""
-        return x.index_select(1, self.order).view(-1, self.window_size**2, x.shape[-1])
-
-    def merge(self, windows: Tensor, batch: int) -> Tensor:
-        """Shifted windows ``(B * nW, N, C)`` → tokens ``(B, H*W, C)`` in image order."""
-        return windows.reshape(batch, -1, windows.shape[-1]).index_select(1, self.inverse)
-
-
-def _reflect_index(size: int, padded: int) -> Tensor:
-    """Indices that extend ``range(size)`` to ``padded`` by repeated mirror reflection."""
-    if size == 1:
-        return torch.zeros(padded, dtype=torch.long)
-    period = 2 * (size - 1)
-    idx = torch.arange(padded) % period
-    return torch.where(idx < size, idx, period - idx)
-
-
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Pad ``(B, C, H, W)`` at the bottom/right to multiples of ``multiple`` by reflection.
-
-    Identical to ``F.pad(..., mode="reflect")`` (what the official network does) whenever that is
-    defined; for inputs smaller than the padding the reflection is repeated, so any H, W ≥ 1 works.
-    """
-    h, w = x.shape[-2:]
-    pad_h = (multiple - h % multiple) % multiple
-    pad_w = (multiple - w % multiple) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    if pad_h < h and pad_w < w:
-        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    rows = _reflect_index(h, h + pad_h).to(x.device)
-    cols = _reflect_index(w, w + pad_w).to(x.device)
-    return x.index_select(-2, rows).index_select(-1, cols)
-
-
-def pad_to_multiple_traceable(x: Tensor, multiple: int) -> Tensor:
-    """:func:`pad_to_multiple` with tensor operations only (no branch on the size), for export.
-
-    The sizes may be traced (ONNX export), so the padded graph works for any input size.  The
-    result equals :func:`pad_to_multiple`'s; inputs that need no padding go through an identity
-    gather.
-    """
-    h, w = x.shape[-2:]
-
-    def index(size: Tensor | int) -> Tensor:
-        padded = torch.arange(size + (multiple - size % multiple) % multiple, device=x.device)  # type: ignore[arg-type]  # traced sizes are tensors
-        period = torch.clamp(torch.as_tensor(2 * (size - 1), device=x.device), min=1)
-        idx = padded % period
-        return torch.where(idx < size, idx, period - idx)
-
-    return x.index_select(-2, index(h)).index_select(-1, index(w))
-
-
 def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
     """Stochastic depth: zero whole samples of a residual branch with probability ``rate``."""
     if rate == 0.0 or not training:
@@ -336,45 +189,55 @@ class WindowAttention(nn.Module):
         n = self.window_size**2
         return table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1).contiguous()
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, interior: Size = 0) -> Tensor:
+        """``x``: windows ``(B * nW, N, C)``, image by image; ``mask``: the additive masks
+        ``(nE, N, N)`` of the last ``nE`` windows of every image, whose first ``interior`` windows
+        are unmasked (``nW = interior + nE``; see :class:`~swinir.models.windows.ShiftedWindows`).
+        With ``interior=0`` this is the official ``(nW, N, N)`` mask of every window."""
         bw, n, c = x.shape
         heads = self.num_heads
         qkv = self.qkv(x).reshape(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B*nW, nH, N, hd)
         bias = self.relative_position_bias().unsqueeze(0)  # (1, nH, N, N)
         if self.fused:
-            x = self._fused_attention(q, k, v, bias, mask)
+            x = self._fused_attention(q, k, v, bias, mask, interior)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1) + bias  # (B*nW, nH, N, N)
             if mask is not None:
-                nw = mask.shape[0]
-                attn = attn.view(bw // nw, nw, heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-                attn = attn.view(bw, heads, n, n)
+                nw = interior + mask.shape[0]
+                per_image = attn.view(-1, nw, heads, n, n)
+                masked = per_image[:, interior:] + mask.unsqueeze(1).unsqueeze(0)
+                attn = torch.cat([per_image[:, :interior], masked], dim=1).view(bw, heads, n, n)
             x = self.attn_drop(attn.softmax(dim=-1)) @ v
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(bw, n, c)))
 
-    def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Optional[Tensor]) -> Tensor:
-        """``softmax(q kᵀ · scale + bias + mask) v`` in one fused kernel per image.
+    def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Optional[Tensor],
+                         interior: Size) -> Tensor:
+        """``softmax(q kᵀ · scale + bias + mask) v`` in fused kernels, image by image.
 
-        The additive mask is passed as a 4-D tensor (a 3-D one takes a much slower path on CPU);
-        for shifted windows bias and mask are summed once per layer call, ``(nW, nH, N, N)``.
+        The additive mask is passed as a 4-D tensor (a 3-D one takes a much slower path on CPU).
+        Shifted windows: one call for the interior windows with the bias alone, one for the edge
+        windows with bias and mask summed once per layer call, ``(nE, nH, N, N)``.  While tracing
+        (the OpenVINO graph, batch 1) the loop runs for the traced batch and the window counts
+        stay symbolic.
         """
         drop = self.attn_drop.p if self.training else 0.0
+
+        def attend(first: Size, end: Size, attn_mask: Tensor) -> Tensor:
+            return F.scaled_dot_product_attention(q[first:end], k[first:end], v[first:end],
+                                                  attn_mask=attn_mask, dropout_p=drop, scale=self.scale)
+
         if mask is None:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=drop, scale=self.scale)
+            return attend(0, q.shape[0], bias.to(q.dtype))
         combined = (bias + mask.unsqueeze(1)).to(q.dtype)
-        nw = mask.shape[0]
-        if torch.jit.is_tracing():  # one 4-D call, no size compared in Python: the mask repeated per image
-            # (a 5-D (B, nW, nH, N, hd) call is ~25 % slower on OpenVINO's CPU plugin, which fuses 4-D attention)
-            combined = combined.repeat(q.shape[0] // nw, 1, 1, 1)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=combined, dropout_p=drop, scale=self.scale)
-        if q.shape[0] == nw:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=combined, dropout_p=drop, scale=self.scale)
-        return torch.cat([
-            F.scaled_dot_product_attention(q[i : i + nw], k[i : i + nw], v[i : i + nw], attn_mask=combined,
-                                           dropout_p=drop, scale=self.scale)
-            for i in range(0, q.shape[0], nw)
-        ])
+        nw = interior + mask.shape[0]
+        tracing = torch.jit.is_tracing()
+        parts = []
+        for first in range(0, q.shape[0], nw):
+            if tracing or interior:  # an image of one window row or column has no interior windows
+                parts.append(attend(first, first + interior, bias.to(q.dtype)))
+            parts.append(attend(first + interior, first + nw, combined))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         _keep_derived_buffer(self, "relative_position_index", state_dict, prefix)
@@ -449,7 +312,7 @@ class SwinLayer(nn.Module):
         if self.shift_size:
             if shifted is None or shifted.window_size != ws or shifted.shift != self.shift_size:
                 shifted = ShiftedWindows.build(x_size, ws, self.shift_size, x.device, x.dtype)
-            y = shifted.merge(self.attn(shifted.partition(y), shifted.mask), b)
+            y = shifted.merge(self.attn(shifted.partition(y), shifted.mask, shifted.interior), b)
         else:
             h, w = x_size
             y = window_reverse(self.attn(window_partition(y.view(b, h, w, c), ws)), ws, h, w).view(b, h * w, c)

@@ -129,7 +129,7 @@ def _fingerprint(model: SwinIR) -> str:
     ov = _ov()
     digest = hashlib.sha256()
     digest.update(json.dumps(model.config, sort_keys=True).encode())
-    digest.update(f"torch {torch.__version__} openvino {ov.__version__} v4".encode())
+    digest.update(f"torch {torch.__version__} openvino {ov.__version__} v5".encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
