@@ -13,10 +13,11 @@ from conftest import require_openvino
 
 from swinir.core.errors import ArgumentError
 from swinir.inference.restorer import Restorer
-from swinir.models import backends
+from swinir.inference.tiling import estimate_memory
+from swinir.models import backends, openvino_backend
 from swinir.models.backends import BACKENDS, choose_backend
 from swinir.models.network import SwinIR
-from swinir.models.openvino_backend import openvino_precisions
+from swinir.models.openvino_backend import OpenVinoModel, openvino_precisions
 
 torch.set_num_threads(1)
 EXACT = 1e-5  # relative to the output's peak: the bar of benchmarks/bench_official.py
@@ -56,6 +57,44 @@ def test_openvino_matches_torch_at_any_size(upsampler: str, in_chans: int) -> No
         assert close(restorer.restore_tensor(x), reference(model, x)) < EXACT
     # every padded shape was seen more than once (two images per batch): each got a static compile
     assert sorted(s[2:] for s in restorer.model._static) == [(8, 24), (12, 12), (12, 16)]
+
+
+def test_openvino_compiles_large_shapes_at_once_and_bounds_its_static_cache(monkeypatch) -> None:
+    require_openvino()
+    model = tiny("pixelshuffle")
+    wrapper = OpenVinoModel(model, cache=False)
+    monkeypatch.setattr(openvino_backend, "STATIC_FIRST_PIXELS", 16 * 16)
+    monkeypatch.setattr(openvino_backend, "STATIC_CACHE_PIXELS", 16 * 16 + 16 * 24)
+    generator = torch.Generator().manual_seed(5)
+    kept = []
+    for h, w in [(8, 8), (16, 16), (16, 24), (24, 24), (8, 8), (12, 8)]:
+        x = torch.rand(1, 3, h, w, generator=generator)
+        with torch.no_grad():
+            assert close(wrapper(x), model(x)) < EXACT
+        kept.append([shape[2:] for shape in wrapper._static])
+    assert kept == [
+        [],  # small and new: the dynamic-shape model
+        [(16, 16)],  # large: a static compile at once
+        [(16, 16), (16, 24)],
+        [(24, 24)],  # over the pixel bound: the oldest go, the newest stays
+        [(24, 24), (8, 8)],  # seen before: compiled
+        [(24, 24), (8, 8)],
+    ]
+
+
+def test_tile_auto_budgets_with_the_backends_own_memory_estimate() -> None:
+    require_openvino()
+    model = tiny("pixelshuffle")
+    on_torch = Restorer(model, backend="torch")
+    on_openvino = Restorer(model, backend="openvino")
+    assert (on_torch.descriptor.backend, on_openvino.descriptor.backend) == ("torch", "openvino")
+    torch_need = estimate_memory(on_torch.descriptor, 160, 160)
+    openvino_need = estimate_memory(on_openvino.descriptor, 160, 160)
+    assert openvino_need > torch_need  # compiled weights, unshared buffers, the head unbanded
+    on_torch.max_memory = on_openvino.max_memory = (torch_need + openvino_need) // 2
+    assert on_torch.tile_size_for(160, 160) == 0
+    tile = on_openvino.tile_size_for(160, 160)
+    assert 0 < tile < 160 and estimate_memory(on_openvino.descriptor, tile, tile) <= on_openvino.max_memory
 
 
 def test_auto_picks_openvino_for_fp32_and_native_bf16_on_x86_cpus_and_torch_elsewhere(monkeypatch) -> None:

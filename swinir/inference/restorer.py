@@ -151,6 +151,7 @@ class Restorer:
                                       channels_last=channels_last)
         model = prepare_backend(model, self.backend, precision)
         self.model = model.to(self.device).eval() if hasattr(model, "to") else model
+        self.descriptor = describe(self.model)  # the backend's: memory and precisions are per backend
         self.window = self.descriptor.size_multiple
         self.scale = self.descriptor.scale
         self.in_chans = self.descriptor.in_chans

@@ -14,6 +14,7 @@ from torch import Tensor
 from swinir.core.errors import ArgumentError
 from swinir.models.bands import BANDED_UPSAMPLERS, band_rows
 from swinir.models.descriptor import ModelDescriptor
+from swinir.models.openvino_backend import STATIC_FIRST_PIXELS
 
 __all__ = [
     "PADDING_MODES", "blend_ramp", "estimate_memory", "inverse_transform", "pad_image", "padded_size",
@@ -134,49 +135,89 @@ def tile_weight(y: int, x: int, size: tuple[int, int], starts: tuple[list[int], 
 # --------------------------------------------------------------------------------------------
 # Memory
 # --------------------------------------------------------------------------------------------
-#: Floats held per input pixel at the peak of one forward pass, fitted to peaks measured by
-#: ``benchmarks/bench_memory.py`` and ``tests/test_memory_estimate.py`` (SwinIR-S/M/L and the
+#: Floats held per input pixel at the peak of one PyTorch forward pass, fitted to peaks measured
+#: by ``benchmarks/bench_memory.py`` and ``tests/test_memory_estimate.py`` (SwinIR-S/M/L and the
 #: bundled models, docs/memory.md): per embedding channel (residual stream, norms, q/k/v, MLP
-#: hidden, window copies) ...
-_PER_CHANNEL = 9.25
-#: ... per attention logit (heads x window², the logits of the windows being computed) ...
-_PER_LOGIT = 1.11
+#: hidden, window copies; the fused attention keeps no logits for the whole image, and only the
+#: edge windows of a shifted layer carry a bias-plus-mask tensor) ...
+_PER_CHANNEL = 12.2
 #: ... and per feature of the reconstruction head at output resolution (64 features x scale²).
 _HEAD_FACTOR = {"pixelshuffle": 0.55, "nearest+conv": 0.62}
 #: Autocast keeps the linear layers' outputs in 16 bits (softmax and norms stay fp32), so the
-#: per-channel part shrinks and the logits do not (bf16 measured on CPU; fp16, slow on CPU and
-#: meant for GPUs, is taken to behave like bf16); the head's convolutions shrink a little.
-_CHANNEL_PRECISION = {"fp32": 1.0, "bf16": 0.8, "fp16": 0.8}
+#: per-channel part shrinks (bf16 measured on CPU; fp16, slow on CPU and meant for GPUs, is taken
+#: to behave like bf16); the head's convolutions shrink a little.
+_CHANNEL_PRECISION = {"fp32": 1.0, "bf16": 0.58, "fp16": 0.58}
 _HEAD_PRECISION = {"fp32": 1.0, "bf16": 0.9, "fp16": 0.9}
 _MARGIN = 1.12  # safety margin on the per-pixel part
-_FIXED = 2 << 20
+_FIXED = int(3.5 * 2**20)
+
+
+def _activations(model: ModelDescriptor, height: int, width: int, precision: str, banded: bool) -> float:
+    """Bytes of activations at the peak of one image's PyTorch forward pass (margin included)."""
+    arguments = model.arguments
+    dim = int(arguments.get("embed_dim", 180))
+    mlp = float(arguments.get("mlp_ratio", 2.0))
+    scale = model.scale
+    upsampler = arguments.get("upsampler", "pixelshuffle" if scale > 1 else "")
+    body = _PER_CHANNEL * dim * (1.0 + mlp) / 3.0 * _CHANNEL_PRECISION.get(precision, 1.0) * height * width
+    head = _HEAD_FACTOR.get(upsampler, 0.0) * 64 * scale * scale * _HEAD_PRECISION.get(precision, 1.0) * width
+    if banded and upsampler in BANDED_UPSAMPLERS and height > band_rows(height):
+        # the head runs over row bands after the body has finished: the peak is the larger phase
+        per_image = max(body, head * band_rows(height) + dim * height * width)
+    else:
+        per_image = body + head * height
+    return per_image * 4 * _MARGIN
+
+
+def _weight_bytes(model: ModelDescriptor) -> int:
+    """fp32 bytes of the transformer's weights (linear layers and the blocks' convolutions)."""
+    arguments = model.arguments
+    dim = int(arguments.get("embed_dim", 180))
+    depths = arguments.get("depths", [6] * 6)
+    mlp = float(arguments.get("mlp_ratio", 2.0))
+    return int(4 * dim * dim * (sum(depths) * (4 + 2 * mlp) + 9 * len(depths)))
+
+
+#: The OpenVINO backend (``descriptor.backend == "openvino"``) runs one image at a time on a
+#: compiled graph that plans its own buffers (the x4 heads whole, the output image twice) and
+#: holds compiled, repacked weights and per-block kernels.  Fitted to the resident growth of a
+#: fresh ``OpenVinoModel``'s first call, compile included (SwinIR-S x2, -M x4, -M colour DN,
+#: -L x4 and the bundled models at 64²-256², 2 threads; docs/memory.md), as
+#: ``activations x A + weight bytes x W + blocks x B``, for the static-shape compile
+#: (``STATIC_FIRST_PIXELS`` and up) and the dynamic-shape model, whose buffers are not shared
+#: between the graph's edges:
+_OV_STATIC = (1.1, 1.7, 3.4 * 2**20)
+_OV_DYNAMIC = (2.4, 2.3, 1.4 * 2**20)
+
+
+def _openvino_memory(model: ModelDescriptor, height: int, width: int) -> int:
+    pixels = height * width
+    activations = _activations(model, height, width, "fp32", banded=False)
+    activations += 2 * model.in_chans * model.scale**2 * pixels * 4  # output before and after its shuffle
+    per_activation, per_weight, per_block = _OV_STATIC if pixels >= STATIC_FIRST_PIXELS else _OV_DYNAMIC
+    blocks = sum(model.arguments.get("depths", [6] * 6))
+    return int(per_activation * activations + per_weight * _weight_bytes(model) + per_block * blocks)
 
 
 def estimate_memory(model: ModelDescriptor, height: int, width: int, batch: int = 1, *,
                     precision: str = "fp32") -> int:
     """Peak bytes added by one forward pass of ``model`` on a ``batch x height x width`` input.
 
-    Calibrated per architecture and precision on peaks measured on the CPU for a model's first
-    pass (its bias cache included) in a process whose libraries are already initialised (the
-    one-time initialisation, about 13 MB, is not included): at least the measured peak and at
-    most 1.5x it (tested for SwinIR-S/M/L and the bundled models).
+    PyTorch: calibrated per architecture and precision on peaks measured on the CPU for a
+    model's first pass (its bias cache included) in a process whose libraries are already
+    initialised (the one-time initialisation, about 13 MB, is not included): at least the
+    measured peak and at most 1.5x it (tested for SwinIR-S/M/L and the bundled models).
+    OpenVINO (``model.backend``): the images of a batch run one after another, each on a
+    dynamic- or static-shape compiled graph (see :mod:`swinir.models.openvino_backend`), whose
+    buffers and, for a static shape, compiled weights are counted; reduced precision is taken
+    to need what fp32 needs.
     Models without SwinIR arguments (foreign ONNX files) are estimated as SwinIR-M.
     """
+    if model.backend == "openvino":
+        return _openvino_memory(model, height, width) + _FIXED
     arguments = model.arguments
-    dim = int(arguments.get("embed_dim", 180))
     heads = max(arguments.get("num_heads", [6]))
     blocks = sum(arguments.get("depths", [6] * 6))
-    mlp = float(arguments.get("mlp_ratio", 2.0))
-    ws, scale = model.window_size, model.scale
-    upsampler = arguments.get("upsampler", "pixelshuffle" if scale > 1 else "")
-    body = (_PER_CHANNEL * dim * (1.0 + mlp) / 3.0 * _CHANNEL_PRECISION.get(precision, 1.0)
-            + _PER_LOGIT * heads * ws * ws) * height * width
-    head = _HEAD_FACTOR.get(upsampler, 0.0) * 64 * scale * scale * _HEAD_PRECISION.get(precision, 1.0) * width
-    if upsampler in BANDED_UPSAMPLERS and height > band_rows(height):
-        # the head runs over row bands after the body has finished: the peak is the larger phase
-        per_image = max(body, head * band_rows(height) + dim * height * width)
-    else:
-        per_image = body + head * height
-    activations = per_image * 4 * batch * _MARGIN
+    ws = model.window_size
     bias_cache = blocks * heads * ws**4 * 4  # the gathered relative-position bias of every block
-    return int(activations) + bias_cache + _FIXED
+    return int(_activations(model, height, width, precision, banded=True) * batch) + bias_cache + _FIXED
