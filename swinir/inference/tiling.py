@@ -184,8 +184,8 @@ def _weight_bytes(model: ModelDescriptor) -> int:
 #: fresh ``OpenVinoModel``'s first call, compile included (SwinIR-S x2, -M x4, -M colour DN,
 #: -L x4 and the bundled models at 64²-256², 2 threads; docs/memory.md), as
 #: ``activations x A + weight bytes x W + blocks x B``, for the static-shape compile
-#: (``STATIC_FIRST_PIXELS`` and up) and the dynamic-shape model, whose buffers are not shared
-#: between the graph's edges:
+#: (``STATIC_FIRST_PIXELS`` and up) and the dynamic-shape model, whose buffers measured about
+#: twice a static compile's:
 _OV_STATIC = (1.1, 1.7, 3.4 * 2**20)
 _OV_DYNAMIC = (2.4, 2.3, 1.4 * 2**20)
 

@@ -71,8 +71,8 @@ log = logging.getLogger(__name__)
 
 #: Per-shape compiled models.  A static-shape compile folds the size-derived tensors into
 #: constants and plans its buffers for that size: it compiles in ~0.8-0.9 s whatever the size,
-#: runs ~10-20 % faster than the dynamic-shape model and needs about half its memory, whose
-#: buffers are not shared between the graph's edges (SwinIR-M x4, 2 threads, a fresh wrapper's
+#: runs ~10-20 % faster than the dynamic-shape model and needs about half the memory that
+#: model's buffers grow to (measured, SwinIR-M x4, 2 threads, a fresh wrapper's
 #: first call: 128² static 0.84 s compile + 1.98 s, 340 MB; dynamic 1.34 s compile, once per
 #: model, + 2.38 s, 602 MB; 256² static 0.8 GB; 160² dynamic 0.86 GB).  Small one-off shapes (a
 #: folder of small photos) run on the dynamic model; a shape seen before, or one of at least this
