@@ -92,17 +92,22 @@ def _build(spec: str) -> torch.nn.Module:
 def _check(cases: list[tuple[str, tuple[int, ...], tuple[str, ...]]]) -> None:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
     measured = _measure(CHILD, cases, env)
-    descriptors = {spec: describe(_build(spec)) for spec, _, _ in cases}
+    _compare(measured, {spec: describe(_build(spec)) for spec, _, _ in cases}, high=1.5)
+
+
+def _compare(measured: list, descriptors: dict, *, high: float, path: str = "") -> None:
+    """``estimate_memory`` / measured peak in [1, ``high``] for every ``[spec, size, precision,
+    peak]``; the rows also go to ``$SWINIR_MEMORY_TABLE`` (docs/memory.md's measured table)."""
     rows = []
     for spec, size, precision, peak in measured:
         predicted = estimate_memory(descriptors[spec], size, size, precision=precision)
-        rows.append((spec, size, precision, peak >> 20, predicted >> 20, round(predicted / peak, 2)))
-    if os.environ.get("SWINIR_MEMORY_TABLE"):  # docs/memory.md: the measured table
+        rows.append((spec, size, path + precision, peak >> 20, predicted >> 20, round(predicted / peak, 2)))
+    if os.environ.get("SWINIR_MEMORY_TABLE"):
         with open(os.environ["SWINIR_MEMORY_TABLE"], "a") as fh:
             fh.writelines(f"| {spec} | {precision} | {size}x{size} | {peak} | {predicted} | {ratio:.2f} |\n"
                           for spec, size, precision, peak, predicted, ratio in rows)
-    bad = [r for r in rows if not 1.0 <= r[-1] <= 1.5]
-    assert not bad, "estimate / measured outside [1, 1.5]:\n" + "\n".join(map(str, rows))
+    bad = [r for r in rows if not 1.0 <= r[-1] <= high]
+    assert not bad, f"estimate / measured outside [1, {high}]:\n" + "\n".join(map(str, rows))
 
 
 # The OpenVINO backend: a fresh wrapper's first call at each size (its compile included: the
@@ -154,18 +159,9 @@ def _check_openvino(cases: list[tuple[str, tuple[int, ...]]], tmp_path) -> None:
     require_openvino()
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", SWINIR_HOME=str(tmp_path))
     measured = _measure(OV_CHILD, cases, env)
-    rows = []
-    for spec, size, _, peak in measured:
-        descriptor = describe(_build(spec)).with_facts(backend="openvino")
-        predicted = estimate_memory(descriptor, size, size)
-        rows.append((spec, size, peak >> 20, predicted >> 20, round(predicted / peak, 2)))
-    if os.environ.get("SWINIR_MEMORY_TABLE"):
-        with open(os.environ["SWINIR_MEMORY_TABLE"], "a") as fh:
-            fh.writelines(f"| {spec} | OpenVINO fp32 | {size}x{size} | {peak} | {predicted} | {ratio:.2f} |\n"
-                          for spec, size, peak, predicted, ratio in rows)
+    descriptors = {spec: describe(_build(spec)).with_facts(backend="openvino") for spec, _ in cases}
     # a looser bound than PyTorch's: one fit covers compiled graphs of very different shapes
-    bad = [r for r in rows if not 1.0 <= r[-1] <= 1.7]
-    assert not bad, "OpenVINO: estimate / measured outside [1, 1.7]:\n" + "\n".join(map(str, rows))
+    _compare(measured, descriptors, high=1.7, path="OpenVINO ")
 
 
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")

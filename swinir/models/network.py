@@ -230,12 +230,13 @@ class WindowAttention(nn.Module):
         if mask is None:
             return attend(0, q.shape[0], bias.to(q.dtype))
         combined = (bias + mask.unsqueeze(1)).to(q.dtype)
+        bias = bias.to(q.dtype)
         nw = interior + mask.shape[0]
         tracing = torch.jit.is_tracing()
         parts = []
         for first in range(0, q.shape[0], nw):
             if tracing or interior:  # an image of one window row or column has no interior windows
-                parts.append(attend(first, first + interior, bias.to(q.dtype)))
+                parts.append(attend(first, first + interior, bias))
             parts.append(attend(first + interior, first + nw, combined))
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 

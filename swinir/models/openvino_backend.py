@@ -7,8 +7,9 @@ pads, tiles and blends exactly as with PyTorch.
 
 How the graph stays general: the network is traced once in its *traceable* mode (the reflection
 padding, the shifted-window mask and gather indices and the final crop are computed from the
-input's symbolic size, see :mod:`swinir.models.onnx_export`; the fused attention runs as one
-4-D call with the shift mask repeated per image), so the converted model has dynamic height and
+input's symbolic size, see :mod:`swinir.models.onnx_export`; a shifted layer's fused attention
+runs as two 4-D calls, the interior windows with the position bias alone and the edge windows with
+bias and shift mask, see :mod:`swinir.models.windows`), so the converted model has dynamic height and
 width (batch 1: OpenVINO's CPU plugin failed on a dynamic-batch attention, so a batch runs image
 by image).  The copy that is traced has its attention scale folded into the query projections
 (:mod:`swinir.models.folding`; 3.5 % faster, exact to rounding).
