@@ -1,5 +1,5 @@
 """Inference backends behind the Restorer: PyTorch, OpenVINO (our network converted, dynamic sizes,
-per-shape compiled cache, IR cache on disk) and ONNX Runtime; ``backend="auto"`` and its errors."""
+per-shape compiled cache; its disk cache: test_openvino_cache.py) and ONNX Runtime; ``backend="auto"`` and its errors."""
 from __future__ import annotations
 
 import importlib.util
@@ -46,8 +46,9 @@ def close(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("upsampler,in_chans", [("pixelshuffledirect", 3), ("", 1), ("pixelshuffle", 3)])
-def test_openvino_matches_torch_at_any_size(upsampler: str, in_chans: int) -> None:
+def test_openvino_matches_torch_at_any_size(upsampler: str, in_chans: int, monkeypatch) -> None:
     require_openvino()
+    monkeypatch.setattr(openvino_backend, "STATIC_AFTER_SECONDS", 0.0)  # any time on the dynamic model is enough
     model = tiny(upsampler, in_chans)
     restorer = Restorer(model, tile=0, backend="openvino")
     assert restorer.backend == "openvino"
@@ -55,7 +56,7 @@ def test_openvino_matches_torch_at_any_size(upsampler: str, in_chans: int) -> No
     for h, w in [(12, 12), (9, 14), (12, 12), (12, 12), (5, 23), (9, 14)]:  # repeats use the static compile
         x = torch.rand(2, in_chans, h, w, generator=generator)
         assert close(restorer.restore_tensor(x), reference(model, x)) < EXACT
-    # every padded shape was seen more than once (two images per batch): each got a static compile
+    # every padded shape ran more than once (two images per batch): each got a static compile
     assert sorted(s[2:] for s in restorer.model._static) == [(8, 24), (12, 12), (12, 16)]
 
 
@@ -64,6 +65,7 @@ def test_openvino_compiles_large_shapes_at_once_and_bounds_its_static_cache(monk
     model = tiny("pixelshuffle")
     wrapper = OpenVinoModel(model, cache=False)
     monkeypatch.setattr(openvino_backend, "STATIC_FIRST_PIXELS", 16 * 16)
+    monkeypatch.setattr(openvino_backend, "STATIC_AFTER_SECONDS", 0.0)
     monkeypatch.setattr(openvino_backend, "STATIC_CACHE_PIXELS", 16 * 16 + 16 * 24)
     generator = torch.Generator().manual_seed(5)
     kept = []
@@ -77,9 +79,26 @@ def test_openvino_compiles_large_shapes_at_once_and_bounds_its_static_cache(monk
         [(16, 16)],  # large: a static compile at once
         [(16, 16), (16, 24)],
         [(24, 24)],  # over the pixel bound: the oldest go, the newest stays
-        [(24, 24), (8, 8)],  # seen before: compiled
+        [(24, 24), (8, 8)],  # ran before on the dynamic model: compiled
         [(24, 24), (8, 8)],
     ]
+
+
+def test_small_shapes_stay_on_the_dynamic_model_until_their_time_there_pays_for_a_compile(monkeypatch) -> None:
+    require_openvino()
+    model = tiny("pixelshuffle")
+    wrapper = OpenVinoModel(model, cache=False)
+    monkeypatch.setattr(openvino_backend, "STATIC_AFTER_SECONDS", 3600.0)
+    x = torch.rand(1, 3, 8, 12)
+    for _ in range(3):  # a few small photos of one size: no compile of their own
+        with torch.no_grad():
+            assert close(wrapper(x), model(x)) < EXACT
+    assert not wrapper._static and wrapper._dynamic_seconds[(1, 3, 8, 12)] > 0
+    monkeypatch.setattr(openvino_backend, "STATIC_AFTER_SECONDS", wrapper._dynamic_seconds[(1, 3, 8, 12)])
+    wrapper(x)  # its time there now reaches the bound: compiled for its size, no longer counted
+    assert list(wrapper._static) == [(1, 3, 8, 12)] and (1, 3, 8, 12) not in wrapper._dynamic_seconds
+    with torch.no_grad():
+        assert close(wrapper(x), model(x)) < EXACT
 
 
 def test_tile_auto_budgets_with_the_backends_own_memory_estimate() -> None:
@@ -143,26 +162,6 @@ def test_restore_numpy_image_on_openvino() -> None:
     b = Restorer(model, tile=0, backend="torch").restore(image)
     assert a.shape == b.shape == (22, 34, 3)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-
-
-def test_converted_model_is_cached_on_disk_and_reused(tmp_path) -> None:
-    require_openvino()
-    from swinir.models.openvino_backend import OpenVinoModel
-
-    model = tiny()
-    first = OpenVinoModel(model)
-    folder = tmp_path / "home" / "openvino"
-    entries = sorted(p.name for p in folder.iterdir())
-    assert len(entries) == 2 and {p.rsplit(".", 1)[1] for p in entries} == {"xml", "bin"}
-    second = OpenVinoModel(model)
-    assert sorted(p.name for p in folder.iterdir()) == entries
-    x = torch.rand(1, 3, 8, 8)
-    assert torch.equal(first(x), second(x))
-    with torch.no_grad():  # other weights: another entry, other results
-        model.conv_first.weight.mul_(2)
-    third = OpenVinoModel(model)
-    assert len(list(folder.iterdir())) == 4
-    assert close(third(x), reference(model, x)) < EXACT
 
 
 def test_openvino_runs_an_exported_onnx_file(tmp_path) -> None:

@@ -13,15 +13,18 @@ bias and shift mask, see :mod:`swinir.models.windows`), so the converted model h
 width (batch 1: OpenVINO's CPU plugin failed on a dynamic-batch attention, so a batch runs image
 by image).  The copy that is traced has its attention scale folded into the query projections
 (:mod:`swinir.models.folding`; 3.5 % faster, exact to rounding).
-A small shape seen for the first time runs on the dynamic compiled model; from its second call on,
-and for large shapes from the first, it runs on a model compiled for that static shape (OpenVINO
-then folds the size-derived tensors into constants and plans buffers for that size: faster, and
-about half the dynamic model's memory), kept in a small per-shape cache bounded in count and
-pixels — tiles and video frames repeat their shape, one-off small images do not pay the compile.
+A large shape runs on a model compiled for that static shape from its first call (OpenVINO then
+folds the size-derived tensors into constants and plans buffers for that size: faster, and about
+half the dynamic model's memory); a small one runs on the dynamic-shape compiled model until it
+has spent long enough there to pay for its own compile (:data:`STATIC_AFTER_SECONDS`: tiles and
+video frames repeat their shape, one-off small photos do not pay the compile).  Static compiles
+are kept in a small per-shape cache bounded in count and pixels.
 
-Conversion (tracing + ``openvino.convert_model``) costs seconds to tens of seconds, so the
-converted IR is kept in ``cache_dir()/openvino`` keyed by a hash of the weights, the
-configuration and the library versions; later processes read it back in well under a second.
+Conversion (tracing + ``openvino.convert_model``) costs seconds to tens of seconds and the
+dynamic-shape compile about a second, so both are kept on disk (:mod:`swinir.models.openvino_cache`:
+the IR keyed by a hash of the weights, the configuration and the library versions, the compiled
+model also by the compile configuration and the CPU; bounded in size); later processes read them
+back in a fraction of that.
 
 One ``openvino.Core`` serves the whole process (:func:`shared_core`), never one per model: the
 CPU plugin that each Core loads installs its own alternate signal stack (``sigaltstack``) on the
@@ -44,10 +47,8 @@ import copy
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -59,12 +60,11 @@ from torch import Tensor
 
 from swinir.core.device import cpu_supports_bf16
 from swinir.core.errors import ArgumentError, SwinIRError
-from swinir.core.files import atomic_path
-from swinir.models.cache import cache_dir
 from swinir.models.descriptor import describe
 from swinir.models.folding import fold_attention_scale
 from swinir.models.network import SwinIR
 from swinir.models.onnx_runtime import OnnxModel
+from swinir.models.openvino_cache import cache_folder, compiled_variant, read_compiled, read_ir, save_compiled, save_ir
 
 __all__ = ["OpenVinoModel", "openvino_available", "openvino_precisions", "shared_core"]
 
@@ -75,16 +75,20 @@ log = logging.getLogger(__name__)
 #: runs ~10-20 % faster than the dynamic-shape model and needs about half the memory that
 #: model's buffers grow to (measured, SwinIR-M x4, 2 threads, a fresh wrapper's
 #: first call: 128² static 0.84 s compile + 1.98 s, 340 MB; dynamic 1.34 s compile, once per
-#: model, + 2.38 s, 602 MB; 256² static 0.8 GB; 160² dynamic 0.86 GB).  Small one-off shapes (a
-#: folder of small photos) run on the dynamic model; a shape seen before, or one of at least this
-#: many pixels, gets its own static compile.
+#: model, + 2.38 s, 602 MB; 256² static 0.8 GB; 160² dynamic 0.86 GB).  A shape of at least this
+#: many pixels gets its own static compile at once; smaller ones start on the dynamic model.
 STATIC_FIRST_PIXELS = 128 * 128
+#: A small shape is compiled for its size once it has run this many seconds on the dynamic model
+#: (tiles, video frames): the compile (~0.85 s) then pays back within about as many seconds more
+#: of that shape.  Two small photos of one size in a folder do not pay for it (SwinIR-M x4, 72²:
+#: 0.65 s a call, ~0.1 s saved per call).
+STATIC_AFTER_SECONDS = 4.0
 #: static compiles kept per wrapper (tile shapes, edge tiles, a frame size) ...
 STATIC_CACHE_SIZE = 6
 #: ... holding at most this many input pixels in all (each keeps buffers for its size; the newest
 #: is kept whatever its size)
 STATIC_CACHE_PIXELS = 2 * 256 * 256
-#: shapes remembered as seen (a shape's second call compiles it)
+#: small shapes whose time on the dynamic model is counted (the least recently run are forgotten)
 SEEN_SHAPES = 256
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
 
@@ -140,7 +144,7 @@ def _traceable(model: SwinIR):
         model.traceable = saved
 
 
-def _fingerprint(model: SwinIR) -> str:
+def fingerprint(model: SwinIR) -> str:
     """Hash of the weights, the configuration and the versions that shape the converted graph."""
     ov = _ov()
     digest = hashlib.sha256()
@@ -152,27 +156,14 @@ def _fingerprint(model: SwinIR) -> str:
     return digest.hexdigest()[:32]
 
 
-def _ir_cache_folder() -> Optional[Path]:
-    try:
-        folder = cache_dir() / "openvino"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    except OSError as exc:  # read-only home: convert every time
-        log.info("no OpenVINO IR cache (%s); converting in memory", exc)
-        return None
-
-
-def convert_swinir(model: SwinIR, *, use_cache: bool = True) -> Any:
-    """``model`` as an ``openvino.Model`` for one image of any height and width (cached on disk)."""
+def convert_swinir(model: SwinIR, *, folder: Optional[Path] = None, key: str = "") -> Any:
+    """``model`` as an ``openvino.Model`` for one image of any height and width; read from and
+    saved to ``folder`` as entry ``key`` (:func:`fingerprint`) when a cache folder is given."""
     ov = _ov()
-    folder = _ir_cache_folder() if use_cache else None
-    key = _fingerprint(model) if folder is not None else ""
-    xml = folder / f"{key}.xml" if folder is not None else None
-    if xml is not None and xml.exists() and xml.with_suffix(".bin").exists():
-        try:
-            return shared_core().read_model(str(xml))
-        except Exception as exc:
-            log.warning("rebuilding the OpenVINO cache entry %s: %s", xml.name, " ".join(str(exc).split()))
+    if folder is not None:
+        cached = read_ir(shared_core(), folder, key)
+        if cached is not None:
+            return cached
     with torch.inference_mode(False):  # a caller's inference mode would make the copy untraceable
         work = fold_attention_scale(copy.deepcopy(model).cpu().float().eval())
     cin, m = describe(work).in_chans, work.pad_multiple
@@ -182,23 +173,9 @@ def convert_swinir(model: SwinIR, *, use_cache: bool = True) -> Any:
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.jit.trace: still what OpenVINO reads
         traced = torch.jit.trace(work, sample, check_trace=False)
         converted = ov.convert_model(traced, example_input=sample, input=[ov.PartialShape([1, cin, -1, -1])])
-    if xml is not None:
-        _save_atomically(ov, converted, xml)
+    if folder is not None:
+        save_ir(ov, converted, folder, key)
     return converted
-
-
-def _save_atomically(ov: Any, converted: Any, xml: Path) -> None:
-    """Write ``.bin`` then ``.xml`` through :func:`atomic_path` (a reader needs both)."""
-    scratch = Path(tempfile.mkdtemp(prefix=".openvino.", dir=xml.parent))
-    try:
-        with atomic_path(xml) as tmp_xml, atomic_path(xml.with_suffix(".bin")) as tmp_bin:
-            ov.save_model(converted, str(scratch / "model.xml"), compress_to_fp16=False)
-            os.replace(scratch / "model.bin", tmp_bin)
-            os.replace(scratch / "model.xml", tmp_xml)
-    except OSError as exc:
-        log.info("could not cache the OpenVINO model in %s: %s", xml.parent, exc)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _pixels(shape: tuple[int, ...]) -> int:
@@ -222,9 +199,11 @@ class OpenVinoModel:
             raise ArgumentError("precision", precision, "is not available with the OpenVINO backend on this CPU; use "
                                 + " or ".join(openvino_precisions()))
         ov = _ov()
+        self._folder = cache_folder() if cache and isinstance(source, SwinIR) else None
+        self._key = fingerprint(source) if self._folder is not None and isinstance(source, SwinIR) else ""
         if isinstance(source, SwinIR):
             self.descriptor = describe(source).with_facts(backend="openvino", precisions=openvino_precisions())
-            self._model = convert_swinir(source, use_cache=cache)
+            self._model = convert_swinir(source, folder=self._folder, key=self._key)
             self.name = self.descriptor.name or "SwinIR"
         elif isinstance(source, OnnxModel):
             if source.precision != "fp32":
@@ -242,7 +221,7 @@ class OpenVinoModel:
                         "INFERENCE_PRECISION_HINT": _HINTS[precision]}
         self._dynamic: Any = None
         self._static: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-        self._seen: OrderedDict[tuple[int, ...], None] = OrderedDict()
+        self._dynamic_seconds: OrderedDict[tuple[int, ...], float] = OrderedDict()
         self._lock = threading.Lock()
         self.training = False
 
@@ -277,27 +256,50 @@ class OpenVinoModel:
             raise SwinIRError("OpenVINO models cannot be trained")
         return self
 
-    def _request(self, shape: tuple[int, ...]) -> Any:
-        """An infer request for ``shape`` (see :data:`STATIC_FIRST_PIXELS`): a static-shape compile
-        when the shape was seen before or is large, else the dynamic-shape model."""
+    def _request(self, shape: tuple[int, ...]) -> tuple[Any, bool]:
+        """An infer request for ``shape`` and whether it is the dynamic-shape model's: a static
+        compile for a large shape or one that has run long enough on the dynamic model
+        (:data:`STATIC_FIRST_PIXELS`, :data:`STATIC_AFTER_SECONDS`)."""
         if shape in self._static:
             self._static.move_to_end(shape)
-            return self._static[shape]
-        if shape in self._seen or _pixels(shape) >= STATIC_FIRST_PIXELS:
+            return self._static[shape], False
+        seconds = self._dynamic_seconds.get(shape)
+        if _pixels(shape) >= STATIC_FIRST_PIXELS or (seconds is not None and seconds >= STATIC_AFTER_SECONDS):
             model = self._model.clone()
             model.reshape({0: ov_shape(shape)})
             request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
             self._static[shape] = request
+            self._dynamic_seconds.pop(shape, None)
             while len(self._static) > 1 and (len(self._static) > STATIC_CACHE_SIZE
                                              or sum(map(_pixels, self._static)) > STATIC_CACHE_PIXELS):
                 self._static.popitem(last=False)
-            return request
-        self._seen[shape] = None
-        if len(self._seen) > SEEN_SHAPES:
-            self._seen.popitem(last=False)
+            return request, False
         if self._dynamic is None:
-            self._dynamic = self._core.compile_model(self._model, "CPU", self._config).create_infer_request()
-        return self._dynamic
+            self._dynamic = self._compile_dynamic().create_infer_request()
+        return self._dynamic, True
+
+    def _compile_dynamic(self) -> Any:
+        """The dynamic-shape compiled model: imported from the disk cache when this model was
+        compiled there before with this configuration on this kind of CPU, else compiled (and kept)."""
+        if self._folder is None:
+            return self._core.compile_model(self._model, "CPU", self._config)
+        variant = compiled_variant(self._core, self._config)
+        compiled = read_compiled(self._core, self._folder, self._key, variant, self._config)
+        if compiled is None:
+            compiled = self._core.compile_model(self._model, "CPU", self._config)
+            save_compiled(compiled, self._folder, self._key, variant)
+        return compiled
+
+    def _infer(self, image: np.ndarray) -> Tensor:
+        shape = tuple(image.shape)
+        request, dynamic = self._request(shape)
+        start = time.perf_counter()
+        out = request.infer({0: image})[0]
+        if dynamic:  # count the shape's time on the dynamic model (see STATIC_AFTER_SECONDS)
+            self._dynamic_seconds[shape] = self._dynamic_seconds.pop(shape, 0.0) + time.perf_counter() - start
+            if len(self._dynamic_seconds) > SEEN_SHAPES:
+                self._dynamic_seconds.popitem(last=False)
+        return torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
 
     def __call__(self, x: Tensor) -> Tensor:
         """``(N, C, H, W)`` float in [0, 1] → ``(N, C, H·s, W·s)`` float32 on ``x``'s device."""
@@ -305,12 +307,9 @@ class OpenVinoModel:
         if x.ndim != 4 or x.shape[1] != cin:
             raise ArgumentError("x", tuple(x.shape), f"must be an (N, {cin}, H, W) tensor")
         array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        outputs = []
         with self._lock:  # infer requests are not thread-safe; one call at a time
-            for image in np.split(array, len(array)):  # the graph takes one image (batch 1)
-                out = self._request(tuple(image.shape)).infer({0: image})[0]
-                outputs.append(torch.from_numpy(np.array(out, dtype=np.float32, copy=True)))
-        result = torch.cat(outputs)
+            # the graph takes one image (batch 1)
+            result = torch.cat([self._infer(image) for image in np.split(array, len(array))])
         return result if x.device.type == "cpu" else result.to(x.device)
 
     forward = __call__
