@@ -176,3 +176,22 @@ def test_a_killed_writers_temporaries_are_removed_by_the_next_process(private_ca
     live.write_bytes(b"being written")
     assert cache_folder() == private_cache
     assert not orphan.exists() and live.exists()
+
+
+def test_the_cli_reports_a_bad_limit_in_one_line(tmp_path, monkeypatch) -> None:
+    require_openvino()
+    from click.testing import CliRunner
+
+    from swinir import save_model
+    from swinir.cli import cli
+    from swinir.image import write_image
+
+    save_model(tiny(), tmp_path / "m.safetensors")
+    write_image(tmp_path / "in" / "a.png", torch.zeros(8, 8, 3, dtype=torch.uint8).numpy())
+    monkeypatch.setenv(LIMIT_VARIABLE, "2GB")
+    result = CliRunner().invoke(cli, ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model",
+                                      str(tmp_path / "m.safetensors"), "--backend", "openvino"])
+    assert result.exit_code != 0 and not isinstance(result.exception, Exception)  # no traceback
+    assert result.output.strip().splitlines() == [f"error: {LIMIT_VARIABLE}='2GB' must be a number of megabytes "
+                                                  "(0 turns the cache off)"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -199,9 +199,11 @@ class OpenVinoModel:
             raise ArgumentError("precision", precision, "is not available with the OpenVINO backend on this CPU; use "
                                 + " or ".join(openvino_precisions()))
         ov = _ov()
-        self._folder = cache_folder() if cache and isinstance(source, SwinIR) else None
-        self._key = fingerprint(source) if self._folder is not None and isinstance(source, SwinIR) else ""
+        self._folder: Optional[Path] = None  # the disk cache (our network only; an .onnx file converts in memory)
+        self._key = ""
         if isinstance(source, SwinIR):
+            self._folder = cache_folder() if cache else None
+            self._key = fingerprint(source) if self._folder is not None else ""
             self.descriptor = describe(source).with_facts(backend="openvino", precisions=openvino_precisions())
             self._model = convert_swinir(source, folder=self._folder, key=self._key)
             self.name = self.descriptor.name or "SwinIR"
