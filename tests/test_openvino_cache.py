@@ -174,8 +174,13 @@ def test_a_killed_writers_temporaries_are_removed_by_the_next_process(private_ca
     orphan.write_bytes(b"half")
     live = private_cache / f".abc.xml.{os.getpid()}.abcdefgh.tmp"
     live.write_bytes(b"being written")
+    scratch = private_cache / f".scratch.{dead.stdout.strip()}.k2j3h4"  # OpenVINO writing the IR when killed
+    (scratch / "sub").mkdir(parents=True)
+    (scratch / "model.bin").write_bytes(b"\0" * 1000)
+    live_scratch = private_cache / f".scratch.{os.getpid()}.x8y9z0"
+    live_scratch.mkdir()
     assert cache_folder() == private_cache
-    assert not orphan.exists() and live.exists()
+    assert not orphan.exists() and not scratch.exists() and live.exists() and live_scratch.exists()
 
 
 def test_the_cli_reports_a_bad_limit_in_one_line(tmp_path, monkeypatch) -> None:

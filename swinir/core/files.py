@@ -82,7 +82,8 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> int:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (True when that cannot be told, e.g. another user's process)."""
     if pid == os.getpid():
         return True
     try:
@@ -102,7 +103,7 @@ def remove_orphaned_temporaries(folder: str | os.PathLike[str]) -> int:
     removed = 0
     try:
         names = [entry.name for entry in os.scandir(folder)
-                 if (match := _TEMP_NAME.fullmatch(entry.name)) and not _process_alive(int(match.group(2)))]
+                 if (match := _TEMP_NAME.fullmatch(entry.name)) and not process_alive(int(match.group(2)))]
     except OSError:
         return 0
     for name in names:
