@@ -153,23 +153,30 @@ def as_tensor(y: object) -> torch.Tensor:
     return torch.from_numpy(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
 
 
-def measure(impls: dict[str, Callable[[], object]], repeat: int) -> dict[str, Result]:
+def measure(impls: dict[str, Callable[[], object]], repeat: int, min_seconds: float = 0.0) -> dict[str, Result]:
+    """Warm up, check every output against the official one, then time the implementations
+    interleaved: ``repeat`` rounds, more while any implementation has under ``min_seconds`` timed
+    (a median of three 80 ms calls moves with whatever else the machine does)."""
     reference = as_tensor(impls["official"]()).float()
     peak = float(reference.abs().max())
     results = {}
     for name, fn in impls.items():  # warm-up (caches) and the accuracy check
         if name in ("ours", "ours-ov-bf16"):  # the steady state of a repeated shape: our OpenVINO backend
-            deadline = time.perf_counter() + STATIC_AFTER_SECONDS + 0.5  # compiles a small one for its size
-            fn()  # once it has run STATIC_AFTER_SECONDS on the dynamic-shape model (large ones at once)
+            # compiles a small shape for its size once it has run STATIC_AFTER_SECONDS of inference on
+            # the dynamic-shape model (large ones at once); twice that in wall time is surely past it
+            deadline = time.perf_counter() + 2 * STATIC_AFTER_SECONDS + 1
+            fn()
             while time.perf_counter() < deadline:
                 fn()
         y = as_tensor(fn()).float()
         results[name] = Result([], float((y - reference).abs().max()) / max(peak, 1e-12))
-    for _ in range(repeat):
+    rounds = 0
+    while rounds < repeat or min(sum(r.times) for r in results.values()) < min_seconds:
         for name, fn in impls.items():
             start = time.perf_counter()
             fn()
             results[name].times.append(time.perf_counter() - start)
+        rounds += 1
     return results
 
 
@@ -177,7 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="S2,M4,MDN,L4", help=f"comma-separated, from {','.join(CASES)}")
     parser.add_argument("--sizes", default="64,128,256")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds, at least")
+    parser.add_argument("--min-seconds", type=float, default=5.0,
+                        help="more rounds until every implementation has this much timed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-openvino", action="store_true")
     parser.add_argument("--bf16", action="store_true",
@@ -190,7 +199,8 @@ def main() -> None:
     arguments = manifest()
     with_openvino = not args.no_openvino
     header = [f"Machine: {machine()}; {args.threads} threads; fp32; batch 1.", cpu_features(),
-              f"Medians of {args.repeat} interleaved repetitions after a warm-up; ratios > 1 mean ours is faster."]
+              f"Medians of interleaved repetitions after a warm-up (at least {args.repeat}, and at least "
+              f"{args.min_seconds:g} s of each implementation); ratios > 1 mean ours is faster."]
     print("\n".join(header), flush=True)
     columns = ["model", "input", "official ms"] + (["official-ov ms"] if with_openvino else []) + [
         "ours-torch ms", "ours ms", "official/ours"] + (["official-ov/ours"] if with_openvino else []) + [
@@ -208,7 +218,8 @@ def main() -> None:
         ours.load_state_dict(official.state_dict(), strict=True)
         for size in (int(s) for s in args.sizes.split(",")):
             x = torch.rand(1, config.get("in_chans", 3), size, size, generator=torch.Generator().manual_seed(size))
-            res = measure(implementations(official, ours, x, args.threads, with_openvino, args.bf16), args.repeat)
+            res = measure(implementations(official, ours, x, args.threads, with_openvino, args.bf16), args.repeat,
+                          args.min_seconds)
             ms = {name: r.median * 1e3 for name, r in res.items()}
             cells = [label, f"{size}x{size}", f"{ms['official']:.0f}"]
             cells += [f"{ms['official-ov']:.0f}"] if with_openvino else []
