@@ -185,8 +185,8 @@ def save_compiled(compiled: Any, folder: Path, key: str, variant: str) -> None:
     """Export ``compiled`` as ``key.variant``'s blob (atomically), then bound the folder."""
     exported = compiled.export_model()  # io.BytesIO (bytes in older OpenVINO releases)
     try:
-        with atomic_path(folder / f"{key}.{variant}.blob") as tmp:
-            tmp.write_bytes(exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported))
+        with atomic_path(folder / f"{key}.{variant}.blob") as tmp, open(tmp, "wb") as fh:
+            fh.write(exported.getbuffer() if hasattr(exported, "getbuffer") else exported)  # no second copy
     except OSError as exc:
         log.info("could not cache the compiled OpenVINO model in %s: %s", folder, exc)
     prune(folder, cache_limit_bytes(), keep=key)
