@@ -15,6 +15,7 @@ import torch
 from conftest import require_openvino
 
 from swinir.core.errors import SwinIRError
+from swinir.core.files import scratch_dir
 from swinir.models import openvino_cache
 from swinir.models.network import SwinIR
 from swinir.models.openvino_cache import LIMIT_VARIABLE, cache_folder, cache_limit_bytes, prune
@@ -174,11 +175,11 @@ def test_a_killed_writers_temporaries_are_removed_by_the_next_process(private_ca
     orphan.write_bytes(b"half")
     live = private_cache / f".abc.xml.{os.getpid()}.abcdefgh.tmp"
     live.write_bytes(b"being written")
-    scratch = private_cache / f".scratch.{dead.stdout.strip()}.k2j3h4"  # OpenVINO writing the IR when killed
+    scratch = private_cache / f".abc.xml.{dead.stdout.strip()}.k2j3h4m5.tmp"  # OpenVINO writing the IR when killed
     (scratch / "sub").mkdir(parents=True)
     (scratch / "model.bin").write_bytes(b"\0" * 1000)
-    live_scratch = private_cache / f".scratch.{os.getpid()}.x8y9z0"
-    live_scratch.mkdir()
+    live_scratch = scratch_dir(private_cache / "abc.xml")
+    assert live_scratch.parent == private_cache
     assert cache_folder() == private_cache
     assert not orphan.exists() and not scratch.exists() and live.exists() and live_scratch.exists()
 

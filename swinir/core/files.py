@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,8 +83,7 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> int:
     return removed
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (True when that cannot be told, e.g. another user's process)."""
+def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -97,22 +97,35 @@ def process_alive(pid: int) -> bool:
 
 def remove_orphaned_temporaries(folder: str | os.PathLike[str]) -> int:
     """Delete, in ``folder``, the temporaries of :func:`atomic_path` whose writer no longer runs
-    (its pid is part of the name); returns how many were removed.  Safe beside live writers:
-    theirs are kept, and so is every file that is not ours.  A missing folder is ignored.
+    (its pid is part of the name), scratch folders of :func:`scratch_dir` included; returns how many
+    were removed.  Safe beside live writers: theirs are kept, and so is every file that is not
+    ours.  A missing folder is ignored.
     """
     removed = 0
     try:
         names = [entry.name for entry in os.scandir(folder)
-                 if (match := _TEMP_NAME.fullmatch(entry.name)) and not process_alive(int(match.group(2)))]
+                 if (match := _TEMP_NAME.fullmatch(entry.name)) and not _process_alive(int(match.group(2)))]
     except OSError:
         return 0
     for name in names:
+        path = Path(folder) / name
         with contextlib.suppress(OSError):
-            (Path(folder) / name).unlink()
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
             removed += 1
     if removed:
         log.info("removed %d stale temporary file(s) in %s", removed, folder)
     return removed
+
+
+def scratch_dir(beside: str | os.PathLike[str]) -> Path:
+    """A new empty folder beside ``beside`` for a writer that needs several files before its
+    atomic renames (the caller removes it); named like :func:`atomic_path`'s temporaries, so
+    :func:`remove_orphaned_temporaries` removes it once its writer is gone."""
+    dest = Path(beside)
+    return Path(tempfile.mkdtemp(prefix=_temp_prefix(dest), suffix=_TEMP_SUFFIX, dir=dest.parent))
 
 
 def current_umask() -> int:

@@ -29,16 +29,14 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
 from swinir.core.device import cpu_features
 from swinir.core.errors import SwinIRError
-from swinir.core.files import atomic_path, process_alive, remove_orphaned_temporaries
+from swinir.core.files import atomic_path, remove_orphaned_temporaries, scratch_dir
 from swinir.models.cache import cache_dir
 
 __all__ = ["DEFAULT_LIMIT_MB", "LIMIT_VARIABLE", "cache_folder", "cache_limit_bytes", "compiled_variant",
@@ -50,8 +48,6 @@ log = logging.getLogger(__name__)
 LIMIT_VARIABLE = "SWINIR_OPENVINO_CACHE_MB"
 #: room for the IR and compiled blob of about ten SwinIR-L models or forty SwinIR-M ones
 DEFAULT_LIMIT_MB = 2048
-#: the folder :func:`save_ir` lets OpenVINO write into before the atomic renames (group 1: its pid)
-_SCRATCH = re.compile(r"\.scratch\.(\d+)\..*", re.DOTALL)
 
 
 def cache_limit_bytes() -> int:
@@ -80,11 +76,6 @@ def cache_folder() -> Optional[Path]:
         log.info("no OpenVINO cache (%s); converting and compiling in memory", exc)
         return None
     remove_orphaned_temporaries(folder)
-    with contextlib.suppress(OSError), os.scandir(folder) as listing:
-        dead = [item.path for item in listing
-                if (match := _SCRATCH.fullmatch(item.name)) and not process_alive(int(match.group(1)))]
-    for path in dead:
-        shutil.rmtree(path, ignore_errors=True)
     return folder
 
 
@@ -141,7 +132,7 @@ def save_ir(ov: Any, model: Any, folder: Path, key: str) -> None:
     """Write ``model`` as ``key``'s IR: ``.bin`` then ``.xml``, each through :func:`atomic_path`
     (a reader needs both and checks for both), then bound the folder."""
     xml = folder / f"{key}.xml"
-    scratch = Path(tempfile.mkdtemp(prefix=f".scratch.{os.getpid()}.", dir=folder))
+    scratch = scratch_dir(xml)  # OpenVINO writes .xml and .bin side by side
     try:
         with atomic_path(xml) as tmp_xml, atomic_path(xml.with_suffix(".bin")) as tmp_bin:
             ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=False)
